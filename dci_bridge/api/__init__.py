@@ -1,0 +1,1 @@
+"""The HTTP edge: Litestar app factory, controllers and the DCI error mapping."""

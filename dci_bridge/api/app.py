@@ -1,0 +1,107 @@
+"""`create_app(settings)`: the Litestar application, assembled in small named steps."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request, Response, get
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+
+from dci_bridge import __version__
+from dci_bridge.api.controllers.search import SearchController
+from dci_bridge.api.errors import handle_dci_error, handle_http_exception, handle_unexpected
+from dci_bridge.api.openapi import openapi_text
+from dci_bridge.api.state import BridgeState
+from dci_bridge.clock import Clock, SystemClock
+from dci_bridge.db.engine import migrate
+from dci_bridge.errors import DciError
+from dci_bridge.records.source import RecordSource
+from dci_bridge.records.store import EmbeddedFhirStore
+from dci_bridge.registry.ids import IdSource, UuidSource
+from dci_bridge.registry.search import SearchService
+from dci_bridge.settings import Settings
+
+
+@get("/health", operation_id="health", tags=["Operations"], summary="Liveness")
+async def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@get("/openapi.json", include_in_schema=False, media_type="application/json")
+async def openapi_document(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The full OpenAPI document (Litestar's own at /schema lacks the raw-bytes bodies)."""
+    cached = request.app.state.get("openapi_text")
+    if not isinstance(cached, str):
+        cached = openapi_text(request.app)
+        request.app.state.openapi_text = cached
+    return Response(cached.encode(), media_type="application/json")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    source: RecordSource | None = None,
+    clock: Clock | None = None,
+    ids: IdSource | None = None,
+) -> Litestar:
+    """Build the bridge. Without `source`, the embedded store at the settings' URL is used."""
+    clock = clock or SystemClock()
+    ids = ids or UuidSource()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        own_source = source is None
+        if source is None:
+            if settings.database.migrate_on_start:
+                migrate(settings.database_url)
+            record_source: RecordSource = await EmbeddedFhirStore.open(settings.database_url)
+        else:
+            record_source = source
+        app.state.bridge = BridgeState(
+            settings=settings,
+            source=record_source,
+            search=SearchService(record_source, settings, clock, ids),
+        )
+        try:
+            yield
+        finally:
+            if own_source:
+                await record_source.aclose()
+
+    return Litestar(
+        route_handlers=[health, openapi_document, SearchController],
+        lifespan=[lifespan],
+        exception_handlers=_exception_handlers(),
+        openapi_config=_openapi_config(),
+        request_max_body_size=settings.server.max_body_bytes,
+        state=_initial_state(settings),
+        debug=False,
+        logging_config=None,  # the process configures logging (cli), not the app
+    )
+
+
+def _exception_handlers() -> dict[Any, Any]:
+    return {
+        DciError: handle_dci_error,
+        HTTPException: handle_http_exception,
+        Exception: handle_unexpected,
+    }
+
+
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="dci-bridge",
+        version=__version__,
+        description="DCI CRVS registry API in front of an OpenCRVS civil registry.",
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin()],
+    )
+
+
+def _initial_state(settings: Settings) -> State:
+    return State({"registry_id": settings.registry.registry_id})

@@ -1,0 +1,62 @@
+"""`POST /registry/sync/search`: decode, check, search, encode. The hot path of the bridge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, post
+
+from dci_bridge.api.errors import schema_error
+from dci_bridge.api.state import BridgeState
+from dci_bridge.errors import SchemaError, UnsupportedMediaTypeError
+from dci_bridge.protocol.codec import decode_message, decode_request_envelope, encode
+from dci_bridge.protocol.search import SearchRequest
+from dci_bridge.registry.search import check_header
+
+JSON = "application/json"
+
+
+def require_json(request: Request[Any, Any, Any]) -> None:
+    """DCI bodies are JSON: anything else is refused with 415 before the body is read."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() != JSON:
+        raise UnsupportedMediaTypeError("Content-Type must be application/json")
+
+
+def decode_search(body: bytes) -> tuple[Any, SearchRequest | None]:
+    """First the envelope, then the message for the header's action (None if not `search`)."""
+    try:
+        envelope = decode_request_envelope(body)
+        if envelope.header.action != "search":
+            return envelope, None
+        message = decode_message("search", envelope.message)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise schema_error(exc) from None
+    except UnicodeDecodeError:  # msgspec raises it for invalid UTF-8 inside a JSON string
+        raise SchemaError("body is not valid UTF-8 JSON") from None
+    assert isinstance(message, SearchRequest)
+    return envelope, message
+
+
+class SearchController(Controller):
+    path = "/registry"
+    tags = ["Sync"]  # noqa: RUF012  (Litestar declares it as an instance attribute)
+
+    @post(
+        "/sync/search",
+        operation_id="sync_search",
+        summary="Search the civil registry and answer in the same HTTP exchange",
+        status_code=200,
+        opt={"dci_style": "sync", "dci_schemas": ("search.request", "search.sync_response")},
+    )
+    async def sync_search(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        require_json(request)
+        state: BridgeState = request.app.state.bridge
+        envelope, message = decode_search(await request.body())
+        count = len(message.search_request) if message is not None else 0
+        check_header(envelope.header, action="search", items=count, settings=state.settings)
+        assert message is not None
+        outcome = await state.search.search(envelope.header, message)
+        payload = encode({"header": outcome.header, "message": outcome.response})
+        return Response(payload, media_type=JSON)

@@ -1,0 +1,199 @@
+"""`dci-bridge`: serve, seed, demo, migrate. A thin layer over the packages below it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dci_bridge import __version__
+from dci_bridge.settings import ENV_PREFIX, Settings, SettingsError
+
+DEMO_SEED = 20261123
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _export(overrides: dict[str, Any]) -> None:
+    """Pass CLI options to server worker processes, which read the environment."""
+    for key, value in overrides.items():
+        if value is not None:
+            os.environ[ENV_PREFIX + key.upper()] = str(value)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="dci-bridge")
+def main() -> None:
+    """dci-bridge: the DCI CRVS registry API in front of an OpenCRVS civil registry."""
+
+
+@main.command()
+@click.option("--host", help="Listen address (DCI_BRIDGE_SERVER__HOST).")
+@click.option("--port", type=int, help="Listen port (DCI_BRIDGE_SERVER__PORT).")
+@click.option("--workers", type=int, help="Worker processes (DCI_BRIDGE_SERVER__WORKERS).")
+@click.option("--database-url", help="Store URL (DCI_BRIDGE_DATABASE__URL).")
+@click.option("--data-dir", help="Local state directory (DCI_BRIDGE_DATA_DIR).")
+def serve(
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    database_url: str | None,
+    data_dir: str | None,
+) -> None:
+    """Run the bridge under the production ASGI server."""
+    overrides = {
+        "server__host": host,
+        "server__port": port,
+        "server__workers": workers,
+        "database__url": database_url,
+        "data_dir": data_dir,
+    }
+    settings = _settings(**overrides)
+    _export(overrides)
+    _run_server(settings)
+
+
+def _run_server(settings: Settings) -> None:
+    import uvicorn
+
+    from dci_bridge.db.engine import migrate
+
+    if settings.database.migrate_on_start:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        migrate(settings.database_url)  # once here, not racing in every worker
+        os.environ[ENV_PREFIX + "DATABASE__MIGRATE_ON_START"] = "false"
+    uvicorn.run(
+        "dci_bridge.api.asgi:app_from_env",
+        factory=True,
+        host=settings.server.host,
+        port=settings.server.port,
+        workers=settings.server.workers,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )
+
+
+@main.command()
+def migrate() -> None:
+    """Apply database migrations to the configured store."""
+    from dci_bridge.db.engine import migrate as run_migrations
+
+    settings = _settings()
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    run_migrations(settings.database_url)
+    click.echo("migrations applied")
+
+
+@main.command()
+@click.option("--persons", type=int, default=50_000, show_default=True)
+@click.option("--seed", "seed_value", type=int, default=DEMO_SEED, show_default=True)
+@click.option("--database-url", help="Store URL (DCI_BRIDGE_DATABASE__URL).")
+def seed(persons: int, seed_value: int, database_url: str | None) -> None:
+    """Load a deterministic synthetic population (Farajaland-like) into the store."""
+    settings = _settings(database__url=database_url)
+    _seed(settings, persons, seed_value)
+
+
+def _seed(settings: Settings, persons: int, seed_value: int) -> int:
+    from dci_bridge.records.seed import seed_store
+
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    click.echo(f"seeding {persons} persons (seed {seed_value}) ...")
+    count = asyncio.run(seed_store(settings.database_url, persons=persons, seed=seed_value))
+    click.echo(f"seeded {count} persons in {time.perf_counter() - started:.1f} s")
+    return count
+
+
+@main.command()
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--persons", type=int, default=50_000, show_default=True)
+def demo(port: int, persons: int) -> None:
+    """Seed the embedded store if it is empty, print example requests, and serve."""
+    settings = _settings(server__port=port)
+    _export({"server__port": port})
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    from dci_bridge.db.engine import migrate as run_migrations
+
+    run_migrations(settings.database_url)
+    if asyncio.run(_count_persons(settings)) == 0:
+        _seed(settings, persons, DEMO_SEED)
+    examples = _examples()
+    _print_examples(settings, examples)
+    _run_server(settings)
+
+
+async def _count_persons(settings: Settings) -> int:
+    from dci_bridge.records.store import EmbeddedFhirStore
+
+    store = await EmbeddedFhirStore.open(settings.database_url)
+    try:
+        return await store.count_persons()
+    finally:
+        await store.aclose()
+
+
+def _examples() -> dict[str, str]:
+    """Identifiers that exist in the demo population (it is deterministic for DEMO_SEED)."""
+    from dci_bridge.records.seed import known_persons
+
+    known = known_persons(DEMO_SEED)
+    return {
+        "BRN": known.child_brn,
+        "UIN": known.mother_uin,
+        "DRN": known.deceased_drn,
+        "MRN": known.married_mrn,
+    }
+
+
+def _print_examples(settings: Settings, examples: dict[str, str]) -> None:
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    click.echo(f"\ndci-bridge demo on {base}  (Ctrl-C to stop)\n")
+    for id_type, value in sorted(examples.items()):
+        body = _example_request(id_type, value)
+        click.echo(f"# search by {id_type}")
+        click.echo(
+            f"curl -s {base}/registry/sync/search -H 'Content-Type: application/json' "
+            f"-d '{json.dumps(body, separators=(',', ':'))}'\n"
+        )
+    sys.stdout.flush()
+
+
+def _example_request(id_type: str, value: str) -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "header": {
+            "version": "1.0.0",
+            "message_id": f"demo-{id_type.lower()}-1",
+            "message_ts": now,
+            "action": "search",
+            "sender_id": "demo.sp.example.org",
+            "total_count": 1,
+        },
+        "message": {
+            "transaction_id": "demo-txn-1",
+            "search_request": [
+                {
+                    "reference_id": "demo-ref-1",
+                    "timestamp": now,
+                    "search_criteria": {
+                        "reg_type": "ns:org:RegistryType:Civil",
+                        "query_type": "idtype-value",
+                        "query": {"type": id_type, "value": value},
+                    },
+                }
+            ],
+        },
+    }

@@ -1,0 +1,1 @@
+"""Database: engines, SQLModel tables on one metadata, Alembic migrations."""

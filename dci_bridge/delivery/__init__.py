@@ -1,0 +1,1 @@
+"""Durable delivery of callbacks: outbox, worker, retry schedule, sender with SSRF guard."""

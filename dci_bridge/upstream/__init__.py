@@ -1,0 +1,1 @@
+"""OpenCRVS: system-client auth, record search, webhook verification and a simulator."""

@@ -1,0 +1,82 @@
+"""dci-conformance against a running dci-bridge (started here, seeded SQLite, loopback).
+
+The bridge does not implement every endpoint yet: the features it lacks are switched off in
+the suite's configuration, so their cases are expected skips (listed below, with reasons).
+Everything the suite does run must pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance.runner import Outcome
+from dci_bridge.api.app import create_app
+from dci_bridge.records.seed import KnownPersons, known_persons, seed_store
+from dci_bridge.settings import Settings
+from tests.conformance.fakes.harness import explain, ids, run_cases
+from tests.servers import serve_asgi
+
+SEED = 20261123
+PERSONS = 400
+
+# Endpoints the bridge does not serve yet are absent from its /openapi.json, so their cases
+# skip as "not advertised" and start running (and must pass) as soon as they appear. These
+# features are not endpoints, so they are switched off here until the bridge has them.
+NOT_YET = {
+    "auth": False,
+    "response_signatures": False,
+    "request_signatures": False,
+    "unsigned_rejected": False,
+    "replay_protection": False,
+    "callbacks": False,
+    "notify": False,
+}
+
+# Deviations the suite finds in the bridge today. The test fails when one is fixed, so the
+# entry is removed then (and the case must keep passing).
+KNOWN_GAPS = {
+    "DCI-ERR-025",  # is_msg_encrypted: true with a plaintext message is searched, not refused
+}
+
+
+@pytest.fixture(scope="module")
+def known() -> KnownPersons:
+    return known_persons(SEED)
+
+
+@pytest.fixture(scope="module")
+def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    path: Path = tmp_path_factory.mktemp("bridge") / "seeded.sqlite3"
+    url = f"sqlite:///{path}"
+    asyncio.run(seed_store(url, persons=PERSONS, seed=SEED))
+    settings = Settings.from_env({"DCI_BRIDGE_DATABASE__URL": url})
+    with serve_asgi(create_app(settings)) as base:
+        yield base
+
+
+def test_bridge_passes_every_case_it_can_run(bridge: str, known: KnownPersons):
+    summary = run_cases(
+        bridge,
+        features=NOT_YET,
+        openapi_url="/openapi.json",
+        data={
+            "existing_identifier": {"type": "BRN", "value": known.child_brn},
+            "expression_query": {
+                "type": "ns:org:QueryType:expression",
+                "value": {"expression": "birth_date >= 1900-01-01"},
+            },
+        },
+        auth={},
+    )
+    assert ids(summary, Outcome.ERROR) == set(), explain(summary)
+    assert ids(summary, Outcome.FAILED) == KNOWN_GAPS, explain(summary)
+    skipped = {r.check.id: r.skip_reason for r in summary.results if r.outcome is Outcome.SKIPPED}
+    for case_id, reason in skipped.items():
+        assert reason, case_id
+        assert any(w in reason for w in ("disabled", "configured", "advertise")), (case_id, reason)
+    assert ids(summary, Outcome.PASSED) >= {"DCI-ENV-001", "DCI-SEARCH-001", "DCI-SEARCH-008"}
+    assert skipped["DCI-SUB-001"] == "the target's OpenAPI does not advertise /registry/subscribe"

@@ -1,0 +1,49 @@
+"""Run an ASGI app under a real uvicorn server on a loopback port, in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class _ThreadServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the main thread keeps its handlers
+        pass
+
+
+@contextlib.contextmanager
+def serve_asgi(app: Any, *, port: int | None = None, timeout_s: float = 20.0) -> Iterator[str]:
+    """Serve `app` on 127.0.0.1 until the block ends; yields the base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+    )
+    server = _ThreadServer(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("test server failed to start")
+        if time.monotonic() > deadline:
+            raise TimeoutError("test server did not start in time")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout_s)
