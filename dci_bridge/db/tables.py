@@ -104,3 +104,20 @@ class PersonRecord(SQLModel, table=True):
     record_id: str = Field(sa_type=c_text(64), primary_key=True)
     role: str = Field(sa_type=c_text(16), primary_key=True)
     person_key: str = Field(sa_type=c_text(36), index=True)
+
+
+def all_metadata() -> sa.MetaData:
+    """The shared metadata with every table module loaded.
+
+    Tables of later features live in sibling modules named `tables_<area>.py`; importing them
+    registers their tables on `metadata`.
+    """
+    import importlib
+    import pkgutil
+
+    import dci_bridge.db as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name.startswith("tables_"):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+    return metadata

@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from alembic import context
 
 from dci_bridge.db.engine import create_sync_engine
-from dci_bridge.db.tables import metadata
+from dci_bridge.db.tables import all_metadata
 
 
 def _run(connection: sa.Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=all_metadata(),
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

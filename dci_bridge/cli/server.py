@@ -1,4 +1,4 @@
-"""`dci-bridge`: serve, seed, demo, migrate. A thin layer over the packages below it."""
+"""`dci-bridge serve | migrate | seed | demo`: running the bridge and loading its data."""
 
 from __future__ import annotations
 
@@ -12,30 +12,10 @@ from typing import Any
 
 import click
 
-from dci_bridge import __version__
-from dci_bridge.settings import ENV_PREFIX, Settings, SettingsError
-
-DEMO_SEED = 20261123
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return Settings.from_env(**overrides)
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def _export(overrides: dict[str, Any]) -> None:
-    """Pass CLI options to server worker processes, which read the environment."""
-    for key, value in overrides.items():
-        if value is not None:
-            os.environ[ENV_PREFIX + key.upper()] = str(value)
-
-
-@click.group()
-@click.version_option(__version__, prog_name="dci-bridge")
-def main() -> None:
-    """dci-bridge: the DCI CRVS registry API in front of an OpenCRVS civil registry."""
+from dci_bridge.cli._common import DEMO_SEED, demo_steps, main
+from dci_bridge.cli._common import export_env as _export
+from dci_bridge.cli._common import settings_from_env as _settings
+from dci_bridge.settings import ENV_PREFIX, Settings
 
 
 @main.command()
@@ -132,6 +112,10 @@ def demo(port: int, persons: int) -> None:
         _seed(settings, persons, DEMO_SEED)
     examples = _examples()
     _print_examples(settings, examples)
+    for step in demo_steps():
+        for line in step(settings):
+            click.echo(line)
+    sys.stdout.flush()
     _run_server(settings)
 
 
