@@ -1,4 +1,4 @@
-"""Audit trail and disclosure policies.
+"""Audit trail.
 
 Revision ID: 0005_audit
 Revises: 0004_subscriptions
