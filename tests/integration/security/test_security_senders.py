@@ -184,6 +184,11 @@ def test_no_prefixes_allow_nothing():
 
 
 def test_clients_cli(tmp_path, monkeypatch):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("DCI_BRIDGE_"):  # the test runner's own variables are no settings
+            monkeypatch.delenv(name)
     monkeypatch.setenv("DCI_BRIDGE_DATA_DIR", str(tmp_path))
     jwks_file = tmp_path / "jwks.json"
     jwks_file.write_text(json.dumps(_jwks()))
