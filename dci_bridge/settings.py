@@ -3,7 +3,15 @@
 Environment variables are `DCI_BRIDGE_<GROUP>__<FIELD>` in upper case, for example
 `DCI_BRIDGE_DATABASE__URL` or `DCI_BRIDGE_SEARCH__MAX_PAGE_SIZE`. This module is the only
 reader of `os.environ`; `Settings.from_env` takes the mapping as an argument so tests pass a
-dict. Invalid values fail at start with a message naming the variable.
+dict. Invalid values fail at start with a message naming the variable, the value and what
+is expected.
+
+Adding a group: a frozen `msgspec.Struct` (kw_only, forbid_unknown_fields) whose docstring
+says what the group configures and whose every field has a default and a docstring (the
+string literal right under it), plus one field on `Settings`. docs/configuration.md is
+generated from these (`scripts/export_config_docs.py`; a test fails when it is stale).
+Cross-field rules go in `__post_init__` and raise `ValueError` with a sentence naming the
+variables.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -24,6 +32,8 @@ Positive = Annotated[int, Meta(ge=1)]
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The database: the embedded record store and all of the bridge's own state."""
+
     url: str = ""
     """SQLAlchemy URL of the embedded store; empty means a SQLite file in the data directory."""
     pool_size: Positive = 5
@@ -33,6 +43,8 @@ class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 
 class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The HTTP server run by `dci-bridge serve` and `dci-bridge demo`."""
+
     host: str = "127.0.0.1"
     """Address `dci-bridge serve` listens on."""
     port: Port = 8000
@@ -43,9 +55,13 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Largest accepted request body; larger bodies get HTTP 413 with `err.request.bad`."""
     base_path: str = ""
     """Path prefix in front of the DCI endpoints (the standard leaves it to the deployment)."""
+    graceful_timeout_s: Annotated[float, Meta(ge=0)] = 20.0
+    """On SIGTERM: seconds to let in-flight requests finish before they are cut off."""
 
 
 class SearchSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Limits of DCI searches (sync and async)."""
+
     default_page_size: Positive = 10
     """Page size when a search names none."""
     max_page_size: Positive = 100
@@ -55,19 +71,63 @@ class SearchSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_total_count: Positive = 10_000
     """Most matches a search may have before it is rejected with too_many_records_found."""
 
+    def __post_init__(self) -> None:
+        if self.default_page_size > self.max_page_size:
+            raise ValueError(
+                f"DCI_BRIDGE_SEARCH__DEFAULT_PAGE_SIZE ({self.default_page_size}) must not"
+                f" exceed DCI_BRIDGE_SEARCH__MAX_PAGE_SIZE ({self.max_page_size})"
+            )
+
 
 class RegistrySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Who this bridge is on the DCI wire."""
+
     registry_id: str = "crvs.dci-bridge.local"
     """Our id on the wire: `receiver_id` we accept and `sender_id` of what we send."""
 
 
+class LogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Process logs (configured by `dci-bridge serve` and `demo`). Never personal data."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level written; `info` writes one line per request."""
+    format: Literal["json", "text"] = "json"
+    """`json`: one JSON object per line (for log collectors); `text`: for people."""
+
+
+class MetricsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Prometheus metrics at `/metrics`."""
+
+    enabled: bool = True
+    """Serve `/metrics` and count requests (off: `/metrics` answers 404)."""
+    multiprocess_dir: str = ""
+    """Directory for per-worker metric files when `server.workers` > 1; empty: a fresh
+    directory under the data directory, emptied at start."""
+
+
+class AuditSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The audit trail: who searched what, for which purpose, and what they were given."""
+
+    enabled: bool = True
+    """Record every search and notification in the `audit_event` table."""
+    flush_interval_ms: Annotated[int, Meta(ge=10, le=60_000)] = 500
+    """Audit rows are written in batches at most this long after the request."""
+    batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 500
+    """A batch is written at once when it reaches this many rows."""
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Top-level settings."""
+
     data_dir: str = str(DEFAULT_DATA_DIR)
     """Directory for the default SQLite store, keys and other local state."""
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     search: SearchSettings = msgspec.field(default_factory=SearchSettings)
     registry: RegistrySettings = msgspec.field(default_factory=RegistrySettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
 
     @property
     def database_url(self) -> str:
@@ -93,7 +153,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         try:
             return msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
-            raise SettingsError(_explain(str(exc))) from None
+            raise SettingsError(_explain(str(exc), raw)) from None
 
 
 class SettingsError(ValueError):
@@ -111,16 +171,71 @@ def _put(raw: dict[str, Any], dotted: str, value: Any, *, source: str) -> None:
     node[parts[-1]] = value
 
 
-def _explain(message: str) -> str:
-    # msgspec says "... - at `$.search.max_page_size`"; name the variable instead.
-    if " - at `$." in message:
-        text, path = message.rsplit(" - at `$.", 1)
-        path = path.rstrip("`")
-        variable = ENV_PREFIX + path.replace(".", "__").upper()
-        if "unknown field `" in text:
-            return f"unknown setting {variable}__{text.split('`')[1].upper()}"
-        return f"{variable}: {text}"
-    if "Object contains unknown field" in message:
-        field = message.split("`")[1] if "`" in message else message
-        return f"unknown setting {ENV_PREFIX}{field.upper()}"
-    return message
+def _explain(message: str, raw: Mapping[str, Any]) -> str:
+    """Turn msgspec's message into one naming the variable, the value and what is expected."""
+    text, _, path = message.partition(" - at `$.")
+    parts = path.rstrip("`").split(".") if path else []
+    if text.startswith("Object contains unknown field `"):
+        parts = [*parts, text.split("`")[1]]
+        variable = _variable(parts)
+        hint = _suggest(parts)
+        return f"unknown setting {variable}" + (f"; did you mean {hint}?" if hint else "")
+    if not parts:  # a cross-field rule of the top level (__post_init__)
+        return text
+    variable = _variable(parts)
+    value: Any = raw
+    for part in parts:
+        value = value.get(part) if isinstance(value, Mapping) else None
+    if isinstance(value, Mapping) and text.endswith("got `object`"):
+        return f"{variable} is a single setting, not a group: remove {variable}__*"
+    if isinstance(value, Mapping) and not text.startswith("Expected `object`"):
+        return text  # a group's __post_init__ rule: its message names the variables
+    shown = f"={value!r}" if value is not None and not isinstance(value, Mapping) else ""
+    if text.startswith("Expected `object`"):
+        return f"{variable}{shown}: {variable} is a group; set {variable}__<FIELD> instead"
+    return f"{variable}{shown}: {_expected(text)}"
+
+
+def _variable(parts: list[str]) -> str:
+    return ENV_PREFIX + "__".join(parts).upper()
+
+
+def _expected(text: str) -> str:
+    replacements = {
+        "Expected `int`": "expected a whole number",
+        "Expected `float`": "expected a number",
+        "Expected `bool`": "expected true or false",
+        "Expected `str`": "expected text",
+    }
+    for old, new in replacements.items():
+        if text.startswith(old):
+            rest = text[len(old) :].split(", got", 1)[0].strip()
+            return f"{new} {rest}".strip() if rest else new
+    if text.startswith("Invalid enum value"):
+        return f"{text.lower()}; see docs/configuration.md for the allowed values"
+    return text
+
+
+def _suggest(parts: list[str]) -> str | None:
+    """The nearest known variable name for a misspelt one."""
+    import difflib
+
+    known = [variable for variable, _ in _all_variables(Settings)]
+    match = difflib.get_close_matches(_variable(parts), known, n=1, cutoff=0.75)
+    return match[0] if match else None
+
+
+def _all_variables(
+    struct: type[msgspec.Struct], prefix: tuple[str, ...] = ()
+) -> list[tuple[str, Any]]:
+    """Every leaf setting as (environment variable, msgspec field info)."""
+    out: list[tuple[str, Any]] = []
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for field in info.fields:
+        path = (*prefix, field.name)
+        if isinstance(field.type, msgspec.inspect.StructType):
+            out.extend(_all_variables(field.type.cls, path))
+        else:
+            out.append((_variable(list(path)), field))
+    return out

@@ -15,7 +15,9 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from dci_bridge import __version__
 from dci_bridge.api.controllers.search import SearchController
 from dci_bridge.api.errors import handle_dci_error, handle_http_exception, handle_unexpected
+from dci_bridge.api.observe import install as install_observer
 from dci_bridge.api.openapi import openapi_text
+from dci_bridge.api.operations import database_check, metrics_endpoint, ready
 from dci_bridge.api.state import BridgeState
 from dci_bridge.clock import Clock, SystemClock
 from dci_bridge.db.engine import migrate
@@ -62,19 +64,25 @@ def create_app(
             record_source: RecordSource = await EmbeddedFhirStore.open(settings.database_url)
         else:
             record_source = source
-        app.state.bridge = BridgeState(
+        bridge = BridgeState(
             settings=settings,
             source=record_source,
             search=SearchService(record_source, settings, clock, ids),
         )
+        app.state.bridge = bridge
+        db_check, db_check_engine = database_check(settings.database_url)
+        bridge.readiness.add("database", db_check)
         try:
             yield
         finally:
+            for hook in reversed(bridge.shutdown_hooks):
+                await hook()
+            db_check_engine.dispose()
             if own_source:
                 await record_source.aclose()
 
-    return Litestar(
-        route_handlers=[health, openapi_document, SearchController],
+    app = Litestar(
+        route_handlers=[health, ready, metrics_endpoint, openapi_document, SearchController],
         lifespan=[lifespan],
         exception_handlers=_exception_handlers(),
         openapi_config=_openapi_config(),
@@ -83,6 +91,8 @@ def create_app(
         debug=False,
         logging_config=None,  # the process configures logging (cli), not the app
     )
+    install_observer(app, metrics_enabled=settings.metrics.enabled)
+    return app
 
 
 def _exception_handlers() -> dict[Any, Any]:

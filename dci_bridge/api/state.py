@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
+from dci_bridge.ops.readiness import Readiness
 from dci_bridge.records.source import RecordSource
 from dci_bridge.registry.search import SearchService
 from dci_bridge.settings import Settings
@@ -14,3 +16,8 @@ class BridgeState:
     settings: Settings
     source: RecordSource
     search: SearchService
+    readiness: Readiness = field(default_factory=Readiness)
+    """Checks `/ready` runs; add yours in the lifespan (see dci_bridge/ops/readiness.py)."""
+    shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run in reverse order at shutdown, after in-flight requests finished and before the
+    audit trail is flushed and the database closed (e.g. release delivery leases)."""

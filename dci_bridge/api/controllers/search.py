@@ -8,6 +8,7 @@ import msgspec
 from litestar import Controller, Request, Response, post
 
 from dci_bridge.api.errors import schema_error
+from dci_bridge.api.observe import count_search_results, note_message
 from dci_bridge.api.state import BridgeState
 from dci_bridge.errors import SchemaError, UnsupportedMediaTypeError
 from dci_bridge.protocol.codec import decode_message, decode_request_envelope, encode
@@ -54,9 +55,11 @@ class SearchController(Controller):
         require_json(request)
         state: BridgeState = request.app.state.bridge
         envelope, message = decode_search(await request.body())
+        note_message(request, envelope.header)
         count = len(message.search_request) if message is not None else 0
         check_header(envelope.header, action="search", items=count, settings=state.settings)
         assert message is not None
         outcome = await state.search.search(envelope.header, message)
+        count_search_results(outcome.response.search_response)
         payload = encode({"header": outcome.header, "message": outcome.response})
         return Response(payload, media_type=JSON)
