@@ -116,6 +116,38 @@ class AuditSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """A batch is written at once when it reaches this many rows."""
 
 
+class DeliverySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Async callbacks and notifications: the outbox worker and the callback sender."""
+
+    worker: bool = True
+    """Run the delivery worker in this process (the database coordinates several processes)."""
+    poll_interval_s: Annotated[float, Meta(gt=0, le=60)] = 0.5
+    """How often the worker looks for due jobs (it is also woken when this process enqueues)."""
+    batch_size: Annotated[int, Meta(ge=1, le=1000)] = 100
+    """Most jobs claimed in one go."""
+    max_in_flight: Annotated[int, Meta(ge=1, le=10_000)] = 256
+    """Most jobs one process works on at once."""
+    lease_s: Annotated[float, Meta(gt=0)] = 60.0
+    """How long a claimed job stays reserved; longer than `timeout_s`. A process killed while
+    holding jobs delays them by at most this long (then another process retries them)."""
+    timeout_s: Annotated[float, Meta(gt=0, le=300)] = 15.0
+    """Total time one callback attempt may take (connect, send, answer)."""
+    max_response_bytes: Annotated[int, Meta(ge=0, le=16_777_216)] = 65_536
+    """How much of a callback receiver's answer is read; the rest is discarded."""
+    allow_private_addresses: bool = False
+    """Allow callbacks to loopback, private, link-local and other non-global addresses
+    (tests and the demo run on loopback). Never in production."""
+    callback_prefixes: str = ""
+    """Comma-separated URL prefixes every sender may use as callback (in addition to the
+    prefixes registered per sender)."""
+    default_callback_url: str = ""
+    """Callback URL for requests without `sender_uri` when the sender has no default."""
+    max_async_records: Annotated[int, Meta(ge=1, le=100_000)] = 1000
+    """Most records an async search item delivers, over several on-search pages."""
+    retention_days: Annotated[float, Meta(gt=0)] = 7.0
+    """Finished jobs, their attempts and transactions are pruned after this many days."""
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Top-level settings."""
 
@@ -128,6 +160,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
+    delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
 
     @property
     def database_url(self) -> str:

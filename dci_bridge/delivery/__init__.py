@@ -1,1 +1,1 @@
-"""Durable delivery of callbacks: outbox, worker, retry schedule, sender with SSRF guard."""
+"""Delivery: the transactional outbox, its worker and the guarded callback sender."""

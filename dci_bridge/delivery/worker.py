@@ -1,0 +1,342 @@
+"""The delivery worker: claims due outbox jobs, sends or runs them, records every attempt.
+
+One `Worker` per process. APScheduler calls `tick()` every `poll_interval_s` (and whoever
+enqueues in this process calls `kick()` so new jobs go out at once). A tick is one write
+transaction that records the attempts finished since the last tick and claims new due jobs
+(up to the free slots); the claimed jobs run as asyncio tasks and the tick returns. So
+database writes are batched under load and a slow or hanging receiver only ever holds its
+own slot, never the tick. The database is the source of truth: leases make several
+processes share one PostgreSQL, and a killed process's jobs are due again when their lease
+ends (at-least-once; the same message_id on every attempt lets receivers de-duplicate).
+
+Outcomes: 2xx done; 410 Gone disables the endpoint (its jobs go dead); a refused URL
+(SSRF guard, prefix) is dead at once; everything else retries on `schedule.RETRY_DELAYS_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio.to_thread
+import msgspec
+import sqlalchemy as sa
+
+from dci_bridge.clock import Clock
+from dci_bridge.crypto.envelope import SIGNATURE_SCHEMES, EnvelopeSigner
+from dci_bridge.db.engine import begin_write
+from dci_bridge.delivery import outbox
+from dci_bridge.delivery.outbox import AttemptResult, Job, NewJob
+from dci_bridge.delivery.sender import CallbackSender
+from dci_bridge.errors import DciError
+from dci_bridge.settings import DeliverySettings
+
+__all__ = ["TaskHandler", "TaskOutcome", "Worker", "envelope_bytes"]
+
+log = logging.getLogger("dci_bridge.delivery")
+
+_ENCODE = msgspec.json.Encoder()
+
+
+@dataclass(slots=True)
+class TaskOutcome:
+    """What a task handler produced: jobs to enqueue and a write to run, both in the same
+    transaction that marks the task done."""
+
+    follow_up: list[NewJob] = field(default_factory=list)
+    apply: Callable[[sa.Connection], None] | None = None
+
+
+class TaskHandler(Protocol):
+    def __call__(self, job: Job) -> Awaitable[TaskOutcome]: ...
+
+
+def envelope_bytes(signature: str, header: bytes, message: bytes | None) -> bytes:
+    """`{"signature": ..., "header": ..., "message": ...}` from the raw parts."""
+    parts = [b'{"signature":', _ENCODE.encode(signature), b',"header":', header]
+    if message is not None:
+        parts += [b',"message":', message]
+    parts.append(b"}")
+    return b"".join(parts)
+
+
+class Worker:
+    """Claims and processes outbox jobs for one process (see the module doc)."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        settings: DeliverySettings,
+        *,
+        clock: Clock,
+        signer: EnvelopeSigner | None,
+        sender: CallbackSender | None = None,
+        handlers: Mapping[str, TaskHandler] | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.signer = signer
+        self.sender = sender or CallbackSender(
+            allow_private=settings.allow_private_addresses,
+            timeout_s=settings.timeout_s,
+            max_response_bytes=settings.max_response_bytes,
+            max_connections=settings.max_in_flight,
+        )
+        self.handlers: dict[str, TaskHandler] = dict(handlers or {})
+        self.owner = owner or f"w-{uuid.uuid4().hex[:12]}"
+        self.stats: dict[str, int] = {"done": 0, "retry": 0, "dead": 0, "gone": 0}
+        self._results: list[AttemptResult] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ticking = False
+        self._again = False
+        self._closing = False
+        self._scheduler: Any = None
+        self._kicks: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._not_ticking = asyncio.Event()
+        self._not_ticking.set()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def register(self, kind: str, handler: TaskHandler) -> None:
+        """Run jobs of `kind` without a target URL with `handler`."""
+        self.handlers[kind] = handler
+
+    def start(self) -> None:
+        """Start the APScheduler jobs (worker tick, housekeeping) on the running loop."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone="UTC")
+        scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self.settings.poll_interval_s,
+            id="delivery-tick",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        scheduler.add_job(
+            self.housekeeping,
+            "interval",
+            seconds=3600,
+            id="delivery-housekeeping",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        self.kick()
+
+    async def aclose(self, grace_s: float = 5.0) -> None:
+        """Stop claiming, let running attempts finish for `grace_s`, record what finished
+        and release the leases of the rest (another process or the next start takes them)."""
+        self._closing = True
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        for kick in list(self._kicks):
+            kick.cancel()
+        results, self._results = self._results, []
+        try:
+            await anyio.to_thread.run_sync(self._final_flush, results)
+        except Exception as exc:
+            log.warning("could not release delivery leases: %s", type(exc).__name__)
+        await self.sender.aclose()
+
+    def _final_flush(self, results: list[AttemptResult]) -> None:
+        with begin_write(self.engine) as conn:
+            outbox.record(conn, results, owner=self.owner, now=self.clock.now())
+            outbox.release(conn, owner=self.owner)
+
+    # --- the tick ----------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Run a tick soon (after this process enqueued, or an attempt finished)."""
+        if self._closing:
+            return
+        if self._ticking:
+            self._again = True
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(self.tick())
+        except RuntimeError:  # no running loop: the scheduler's next tick will do
+            return
+        self._kicks.add(task)
+        task.add_done_callback(self._kicks.discard)
+
+    async def tick(self) -> int:
+        """Record finished attempts and claim due jobs; returns how many were claimed."""
+        if self._ticking:
+            self._again = True
+            return 0
+        self._ticking = True
+        self._not_ticking.clear()
+        total = 0
+        try:
+            while True:
+                self._again = False
+                results, self._results = self._results, []
+                free = 0 if self._closing else self.settings.max_in_flight - len(self._tasks)
+                limit = min(self.settings.batch_size, max(free, 0))
+                try:
+                    claimed, disabled = await anyio.to_thread.run_sync(
+                        self._exchange, results, limit
+                    )
+                except Exception as exc:  # database trouble: keep the results, try later
+                    self._results[:0] = results
+                    log.warning("delivery tick failed: %s", type(exc).__name__)
+                    return total
+                for job in claimed:
+                    self._spawn(job, disabled)
+                total += len(claimed)
+                more = limit > 0 and len(claimed) == limit
+                if not (self._again or more or self._results) or self._closing:
+                    break
+                if not claimed and not self._results:
+                    break
+        finally:
+            self._ticking = False
+            self._not_ticking.set()
+        return total
+
+    def _exchange(self, results: list[AttemptResult], limit: int) -> tuple[list[Job], set[str]]:
+        now = self.clock.now()
+        with begin_write(self.engine) as conn:
+            follow_ups = outbox.record(conn, results, owner=self.owner, now=now)
+            claimed = outbox.claim(
+                conn, owner=self.owner, now=now, lease_s=self.settings.lease_s, limit=limit
+            )
+            urls = {job.target_url for job in claimed if job.target_url}
+            disabled = outbox.disabled_endpoints(conn, urls) if urls else set()
+        if follow_ups:
+            self._again = True
+        return claimed, disabled
+
+    def _spawn(self, job: Job, disabled: set[str]) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(job, disabled))
+        self._tasks.add(task)
+        self._idle.clear()
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self._idle.set()
+        self.kick()
+
+    async def _run(self, job: Job, disabled: set[str]) -> None:
+        started_at = self.clock.now()
+        started = time.perf_counter()
+        try:
+            if job.target_url is None:
+                result = await self._run_task(job, started_at, started)
+            elif job.target_url in disabled:
+                result = AttemptResult(
+                    job, started_at, 0.0, "dead", error="endpoint disabled after 410 Gone"
+                )
+            else:
+                result = await self._deliver(job, started_at)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not lose the job: retry it later
+            log.exception("delivery attempt failed", extra={"job_id": job.job_id})
+            error = f"internal error: {type(exc).__name__}"
+            result = AttemptResult(job, started_at, _ms(started), "retry", error=error)
+        self.stats[result.outcome] = self.stats.get(result.outcome, 0) + 1
+        self._results.append(result)
+
+    async def _run_task(self, job: Job, started_at: dt.datetime, started: float) -> AttemptResult:
+        handler = self.handlers.get(job.kind)
+        if handler is None:
+            return AttemptResult(job, started_at, 0.0, "dead", error=f"no handler for {job.kind}")
+        try:
+            outcome = await handler(job)
+        except DciError as exc:
+            return AttemptResult(
+                job, started_at, _ms(started), "retry", error=f"{exc.code}: {type(exc).__name__}"
+            )
+        return AttemptResult(
+            job,
+            started_at,
+            _ms(started),
+            "done",
+            follow_up=outcome.follow_up,
+            apply=outcome.apply,
+        )
+
+    async def _deliver(self, job: Job, started_at: dt.datetime) -> AttemptResult:
+        assert job.target_url is not None
+        if self.signer is None:
+            raise RuntimeError("no signer configured for callbacks")
+        scheme = job.scheme if job.scheme in SIGNATURE_SCHEMES else None
+        message: Any = msgspec.Raw(job.message) if job.message is not None else msgspec.UNSET
+        signature = self.signer.sign(msgspec.Raw(job.header), message, scheme=scheme)  # type: ignore[arg-type]
+        body = envelope_bytes(signature, job.header, job.message)
+        sent = await self.sender.post(job.target_url, body)
+        if sent.ok:
+            outcome: outbox.Outcome = "done"
+        elif sent.status == 410:
+            outcome = "gone"
+        elif sent.refused:
+            outcome = "dead"
+        else:
+            outcome = "retry"
+        if outcome != "done":
+            log.info(
+                "callback attempt failed",
+                extra={"job_id": job.job_id, "message_id": job.message_id, "status": sent.status},
+            )
+        return AttemptResult(
+            job, started_at, sent.latency_ms, outcome, http_status=sent.status, error=sent.error
+        )
+
+    # --- helpers for tests, the CLI and housekeeping -----------------------------------
+
+    async def run_until_idle(self, *, timeout_s: float = 30.0) -> None:
+        """Tick until nothing is running and nothing due was claimed (tests, CLI)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            await self._not_ticking.wait()  # a kicked tick may be running: let it finish
+            claimed = await self.tick()
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=max(deadline - time.monotonic(), 0))
+                continue
+            if self._results:
+                continue
+            if claimed == 0:
+                return
+        raise TimeoutError("the delivery worker did not become idle")
+
+    async def housekeeping(self) -> int:
+        """Prune jobs done longer ago than the retention period."""
+        before = self.clock.now() - dt.timedelta(days=self.settings.retention_days)
+
+        def prune() -> int:
+            with begin_write(self.engine) as conn:
+                return outbox.prune(conn, before=before)
+
+        return await anyio.to_thread.run_sync(prune)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
