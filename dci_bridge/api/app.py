@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, Response, get
@@ -13,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
 from dci_bridge import __version__
+from dci_bridge.api.controllers.async_ops import AsyncController
 from dci_bridge.api.controllers.search import SearchController
 from dci_bridge.api.errors import handle_dci_error, handle_http_exception, handle_unexpected
 from dci_bridge.api.observe import install as install_observer
@@ -20,12 +22,16 @@ from dci_bridge.api.openapi import openapi_text
 from dci_bridge.api.operations import database_check, metrics_endpoint, ready
 from dci_bridge.api.state import BridgeState
 from dci_bridge.clock import Clock, SystemClock
-from dci_bridge.db.engine import migrate
+from dci_bridge.crypto import EnvelopeSigner, KeyStore
+from dci_bridge.db.engine import create_sync_engine, migrate
+from dci_bridge.delivery.worker import Worker
 from dci_bridge.errors import DciError
 from dci_bridge.records.source import RecordSource
 from dci_bridge.records.store import EmbeddedFhirStore
+from dci_bridge.registry.async_ops import SEARCH_TASK, AsyncOperations
 from dci_bridge.registry.ids import IdSource, UuidSource
 from dci_bridge.registry.search import SearchService
+from dci_bridge.registry.senders import SenderRegistry
 from dci_bridge.settings import Settings
 
 
@@ -50,6 +56,7 @@ def create_app(
     source: RecordSource | None = None,
     clock: Clock | None = None,
     ids: IdSource | None = None,
+    signer: EnvelopeSigner | None = None,
 ) -> Litestar:
     """Build the bridge. Without `source`, the embedded store at the settings' URL is used."""
     clock = clock or SystemClock()
@@ -58,9 +65,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         own_source = source is None
+        if settings.database.migrate_on_start:
+            migrate(settings.database_url)
         if source is None:
-            if settings.database.migrate_on_start:
-                migrate(settings.database_url)
             record_source: RecordSource = await EmbeddedFhirStore.open(settings.database_url)
         else:
             record_source = source
@@ -70,6 +77,7 @@ def create_app(
             search=SearchService(record_source, settings, clock, ids),
         )
         app.state.bridge = bridge
+        await _start_delivery(bridge, settings, clock, ids, signer)
         db_check, db_check_engine = database_check(settings.database_url)
         bridge.readiness.add("database", db_check)
         try:
@@ -82,7 +90,14 @@ def create_app(
                 await record_source.aclose()
 
     app = Litestar(
-        route_handlers=[health, ready, metrics_endpoint, openapi_document, SearchController],
+        route_handlers=[
+            health,
+            ready,
+            metrics_endpoint,
+            openapi_document,
+            SearchController,
+            AsyncController,
+        ],
         lifespan=[lifespan],
         exception_handlers=_exception_handlers(),
         openapi_config=_openapi_config(),
@@ -93,6 +108,34 @@ def create_app(
     )
     install_observer(app, metrics_enabled=settings.metrics.enabled)
     return app
+
+
+async def _start_delivery(
+    bridge: BridgeState,
+    settings: Settings,
+    clock: Clock,
+    ids: IdSource,
+    signer: EnvelopeSigner | None,
+) -> None:
+    """Async operations, the sender registry and this process's outbox worker."""
+    engine = create_sync_engine(settings.database_url, pool_size=settings.database.pool_size)
+    if signer is None:
+        keys = KeyStore(Path(settings.data_dir) / "keys", clock=clock)
+        signer = EnvelopeSigner(keys, sender_id=settings.registry.registry_id, clock=clock)
+    operations = AsyncOperations(engine, bridge.search, settings, clock, ids)
+    bridge.async_ops = operations
+    bridge.senders = SenderRegistry(engine, clock=clock)
+    worker = Worker(engine, settings.delivery, clock=clock, signer=signer)
+    worker.register(SEARCH_TASK, operations.run_search)
+    if settings.delivery.worker:
+        worker.start()
+        bridge.delivery = worker
+
+    async def stop() -> None:
+        await worker.aclose()
+        engine.dispose()
+
+    bridge.shutdown_hooks.append(stop)
 
 
 def _exception_handlers() -> dict[Any, Any]:

@@ -47,7 +47,12 @@ def schema_error(exc: msgspec.DecodeError | msgspec.ValidationError) -> SchemaEr
 
 
 def error_body(
-    error: DciError, *, style: str, registry_id: str, receiver_id: str | None = None
+    error: DciError,
+    *,
+    style: str,
+    registry_id: str,
+    receiver_id: str | None = None,
+    action: str = "on-search",
 ) -> dict[str, Any]:
     """The DCI body for an error; `style` is `async`, `sync` or `plain`."""
     message = str(error)[:999]
@@ -65,7 +70,7 @@ def error_body(
             "version": "1.0.0",
             "message_id": str(uuid.uuid4()),
             "message_ts": now,
-            "action": "on-search",
+            "action": action,
             "status": "rjct",
             "status_reason_message": f"{error.code}: {message}"[:999],
             "sender_id": registry_id,
@@ -79,9 +84,16 @@ def error_body(
 
 
 def error_response(
-    error: DciError, *, style: str, registry_id: str, receiver_id: str | None = None
+    error: DciError,
+    *,
+    style: str,
+    registry_id: str,
+    receiver_id: str | None = None,
+    action: str = "on-search",
 ) -> Response[bytes]:
-    body = error_body(error, style=style, registry_id=registry_id, receiver_id=receiver_id)
+    body = error_body(
+        error, style=style, registry_id=registry_id, receiver_id=receiver_id, action=action
+    )
     return Response(encode(body), status_code=error.http_status, media_type="application/json")
 
 
@@ -91,6 +103,13 @@ def _style(request: Request[Any, Any, Any]) -> str:
     return style if isinstance(style, str) else "plain"
 
 
+def _action(request: Request[Any, Any, Any]) -> str:
+    """The callback action a sync endpoint answers with (`opt["dci_action"]`)."""
+    handler = request.scope.get("route_handler")
+    action = handler.opt.get("dci_action") if handler is not None else None
+    return action if isinstance(action, str) else "on-search"
+
+
 def _registry_id(request: Request[Any, Any, Any]) -> str:
     value = request.app.state.get("registry_id", "")
     return value if isinstance(value, str) else ""
@@ -98,7 +117,9 @@ def _registry_id(request: Request[Any, Any, Any]) -> str:
 
 def handle_dci_error(request: Request[Any, Any, Any], exc: DciError) -> Response[bytes]:
     log.info("request rejected", extra={"code": exc.code, "path": request.url.path})
-    return error_response(exc, style=_style(request), registry_id=_registry_id(request))
+    return error_response(
+        exc, style=_style(request), registry_id=_registry_id(request), action=_action(request)
+    )
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from dci_bridge.delivery.worker import Worker
 from dci_bridge.ops.readiness import Readiness
 from dci_bridge.records.source import RecordSource
+from dci_bridge.registry.async_ops import AsyncOperations
 from dci_bridge.registry.search import SearchService
+from dci_bridge.registry.senders import SenderRegistry
 from dci_bridge.settings import Settings
 
 
@@ -21,3 +24,10 @@ class BridgeState:
     shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run in reverse order at shutdown, after in-flight requests finished and before the
     audit trail is flushed and the database closed (e.g. release delivery leases)."""
+    async_ops: AsyncOperations | None = None
+    """Async search and txn status (registry/async_ops.py)."""
+    delivery: Worker | None = None
+    """This process's outbox worker (None when `delivery.worker` is off); `kick()` it after
+    enqueueing so the job goes out at once."""
+    senders: SenderRegistry | None = None
+    """The registered DCI clients (callback prefixes, keys, signature scheme)."""

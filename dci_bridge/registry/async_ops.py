@@ -1,0 +1,489 @@
+"""Async search and transaction status: accept at once, answer later by callback.
+
+`POST /registry/search`: after the envelope checks, ONE write transaction stores the
+transaction (`dci_transaction`, keyed by the correlation id the Ack announces) and an outbox
+task `search`; the Ack goes back at once. The delivery worker runs the task here
+(`run_search`): it searches, stores the response for `txn/status`, and enqueues the signed
+`on-search` callbacks in the same transaction that completes the task.
+
+Large results: an item asking for page 1 (or giving no pagination) is answered page after
+page (of its `page_size`, up to `delivery.max_async_records` records), one `on-search` message per
+page number: message k carries page k of every item that has one. Header `total_count` is
+the number of request items, `completed_count` the items fully answered once this message
+is received, `status` `pdng` while more messages follow and `succ` on the last.
+
+`txn/status` (async and sync) reports a transaction of the asking sender found by
+`transaction_id`, `correlation_id` or `reference_id_list`: the stored response message
+(items still running report `pdng`). The async form answers with a `txn-on-status` callback,
+enqueued in the transaction that records the request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import anyio.to_thread
+import msgspec
+import sqlalchemy as sa
+
+from dci_bridge.clock import Clock, isoformat_z
+from dci_bridge.db.engine import begin_write
+from dci_bridge.db.tables_delivery import DciTransaction
+from dci_bridge.delivery import outbox
+from dci_bridge.delivery.outbox import Job, NewJob
+from dci_bridge.delivery.safety import CallbackRefused, check_callback_url, parse_prefixes
+from dci_bridge.delivery.worker import TaskOutcome
+from dci_bridge.errors import SenderUriError
+from dci_bridge.protocol.ack import Ack, AckMessage
+from dci_bridge.protocol.codec import decode_message, encode
+from dci_bridge.protocol.codes import AckStatus, RequestStatus, TxnAttributeType, TxnType
+from dci_bridge.protocol.header import MsgCallbackHeader, MsgHeader
+from dci_bridge.protocol.search import (
+    PaginationRequest,
+    SearchRequest,
+    SearchRequestItem,
+    SearchResponse,
+    SearchResponseItem,
+)
+from dci_bridge.protocol.txn import (
+    TxnStatusRequest,
+    TxnStatusResponse,
+    TxnStatusResult,
+)
+from dci_bridge.registry.ids import IdSource
+from dci_bridge.registry.search import SearchService
+from dci_bridge.settings import Settings
+
+__all__ = ["SEARCH_TASK", "AsyncOperations", "CallbackTarget", "TxnLookup"]
+
+SEARCH_TASK: Final = "search"
+"""Outbox kind of the task that runs an accepted async search."""
+ON_SEARCH: Final = "on-search"
+TXN_ON_STATUS: Final = "txn-on-status"
+
+txn_table: sa.Table = DciTransaction.__table__  # type: ignore[attr-defined]
+_HEADER_DECODER = msgspec.json.Decoder(MsgHeader)
+_BARE_TXN_TYPE: Final = {
+    TxnType.ON_SEARCH: TxnType.SEARCH,
+    TxnType.ON_SUBSCRIBE: TxnType.SUBSCRIBE,
+    TxnType.ON_UNSUBSCRIBE: TxnType.UNSUBSCRIBE,
+}
+_LOOKUP_WINDOW: Final = 1000
+"""Most recent transactions of a sender searched for a reference_id_list."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackTarget:
+    """Where and how a sender gets its callbacks: the checked URL and our signing scheme."""
+
+    url: str
+    scheme: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TxnLookup:
+    """A stored transaction as `txn/status` sees it."""
+
+    correlation_id: str
+    transaction_id: str
+    txn_type: str
+    status: str
+    reference_ids: list[str]
+    response: bytes | None
+    created_at: dt.datetime
+
+
+def callback_target(
+    settings: Settings,
+    header: MsgHeader,
+    *,
+    prefixes: Sequence[str] = (),
+    scheme: str | None = None,
+) -> CallbackTarget:
+    """The request's `sender_uri` (or the configured default), checked against the sender's
+    registered prefixes and the globally configured ones; `SenderUriError` otherwise."""
+    url = header.sender_uri or settings.delivery.default_callback_url
+    if not url:
+        raise SenderUriError(
+            "sender_uri is required: no default callback is configured for this sender",
+            path="$.header.sender_uri",
+        )
+    allowed = (*prefixes, *parse_prefixes(settings.delivery.callback_prefixes))
+    try:
+        checked = check_callback_url(url, allowed)
+    except CallbackRefused as exc:
+        raise SenderUriError(str(exc), path="$.header.sender_uri") from None
+    return CallbackTarget(checked, scheme)
+
+
+class AsyncOperations:
+    """The async use cases and the worker task that completes an async search."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        search: SearchService,
+        settings: Settings,
+        clock: Clock,
+        ids: IdSource,
+    ) -> None:
+        self.engine = engine
+        self.search = search
+        self.settings = settings
+        self.clock = clock
+        self.ids = ids
+
+    # --- accept ------------------------------------------------------------------------
+
+    async def accept_search(
+        self, header: MsgHeader, request: SearchRequest, raw_message: bytes, target: CallbackTarget
+    ) -> Ack:
+        """Store the transaction and its search task in one transaction; the Ack."""
+        correlation_id = self.ids.new_id()
+        now = self.clock.now()
+        refs = [item.reference_id for item in request.search_request]
+        task = NewJob(
+            kind=SEARCH_TASK,
+            header=encode(header),
+            message=raw_message,
+            sender_id=header.sender_id,
+            message_id=header.message_id,
+            correlation_id=correlation_id,
+            scheme=target.scheme,
+        )
+
+        def write() -> None:
+            with begin_write(self.engine) as conn:
+                _insert_transaction(
+                    conn,
+                    correlation_id=correlation_id,
+                    header=header,
+                    transaction_id=request.transaction_id,
+                    txn_type=TxnType.SEARCH.value,
+                    status=RequestStatus.PDNG.value,
+                    reference_ids=refs,
+                    callback_url=target.url,
+                    response=None,
+                    now=now,
+                )
+                outbox.enqueue(conn, task, now=now)
+
+        await anyio.to_thread.run_sync(write)
+        return self._ack(correlation_id, now)
+
+    async def accept_txn_status(
+        self, header: MsgHeader, request: TxnStatusRequest, target: CallbackTarget
+    ) -> Ack:
+        """Look the transaction up, record the request and enqueue the `txn-on-status`
+        callback in one transaction; the Ack."""
+        correlation_id = self.ids.new_id()
+        now = self.clock.now()
+
+        def write() -> None:
+            with begin_write(self.engine) as conn:
+                callback_header, response = self._status(conn, header, request, correlation_id)
+                message = encode(response) if response is not None else None
+                _insert_transaction(
+                    conn,
+                    correlation_id=correlation_id,
+                    header=header,
+                    transaction_id=request.transaction_id,
+                    txn_type="txn-status",
+                    status=RequestStatus.SUCC.value,
+                    reference_ids=[request.txnstatus_request.reference_id],
+                    callback_url=target.url,
+                    response=message,
+                    now=now,
+                )
+                outbox.enqueue(
+                    conn,
+                    NewJob(
+                        kind=TXN_ON_STATUS,
+                        header=encode(callback_header),
+                        message=message,
+                        target_url=target.url,
+                        sender_id=header.sender_id,
+                        message_id=callback_header.message_id,
+                        correlation_id=correlation_id,
+                        scheme=target.scheme,
+                    ),
+                    now=now,
+                )
+
+        await anyio.to_thread.run_sync(write)
+        return self._ack(correlation_id, now)
+
+    async def txn_status(
+        self, header: MsgHeader, request: TxnStatusRequest
+    ) -> tuple[MsgCallbackHeader, TxnStatusResponse | None]:
+        """The sync answer: callback header (`rjct` when nothing matched) and message."""
+
+        def read() -> tuple[MsgCallbackHeader, TxnStatusResponse | None]:
+            with self.engine.connect() as conn:
+                return self._status(conn, header, request, self.ids.new_id())
+
+        return await anyio.to_thread.run_sync(read)
+
+    def _ack(self, correlation_id: str, now: dt.datetime) -> Ack:
+        return Ack(
+            message=AckMessage(
+                ack_status=AckStatus.ACK,
+                timestamp=isoformat_z(now),
+                correlation_id=correlation_id,
+            )
+        )
+
+    # --- txn status --------------------------------------------------------------------
+
+    def _status(
+        self,
+        conn: sa.Connection,
+        header: MsgHeader,
+        request: TxnStatusRequest,
+        correlation_id: str,
+    ) -> tuple[MsgCallbackHeader, TxnStatusResponse | None]:
+        query = request.txnstatus_request
+        found = find_transaction(
+            conn,
+            sender_id=header.sender_id,
+            txn_type=_BARE_TXN_TYPE.get(query.txn_type, query.txn_type).value,
+            attribute_type=query.attribute_type,
+            value=query.attribute_value,
+        )
+        now = isoformat_z(self.clock.now())
+        status = RequestStatus.SUCC if found is not None else RequestStatus.RJCT
+        callback = MsgCallbackHeader(
+            message_id=self.ids.new_id(),
+            message_ts=now,
+            action=TXN_ON_STATUS,
+            status=status,
+            status_reason_message=None if found is not None else "no such transaction",
+            total_count=1,
+            completed_count=1,
+            sender_id=self.settings.registry.registry_id,
+            receiver_id=header.sender_id,
+        )
+        if found is None:
+            return callback, None
+        refs = query.attribute_value if isinstance(query.attribute_value, list) else None
+        only = refs if query.attribute_type is TxnAttributeType.REFERENCE_ID_LIST else None
+        body = _reported_response(found, only, now)
+        response = TxnStatusResponse(
+            transaction_id=request.transaction_id,
+            correlation_id=correlation_id,
+            txnstatus_response=TxnStatusResult(txn_type=TxnType(found.txn_type), txn_status=body),
+        )
+        return callback, response
+
+    # --- the worker task ---------------------------------------------------------------
+
+    async def run_search(self, job: Job) -> TaskOutcome:
+        """Run an accepted async search: its on-search messages and the stored response."""
+        header = _HEADER_DECODER.decode(job.header)
+        decoded = decode_message("search", job.message or b"{}")
+        assert isinstance(decoded, SearchRequest)
+        assert job.correlation_id is not None
+        target = await anyio.to_thread.run_sync(self._target_of, job.correlation_id)
+        pages = await self._pages(header, decoded)
+        total = len(decoded.search_request)
+        last_page = {
+            ref: max(n for n, items in enumerate(pages, 1) if ref in items)
+            for ref in {item.reference_id for page in pages for item in page.values()}
+        }
+        messages: list[NewJob] = []
+        for number, items in enumerate(pages, start=1):
+            response = SearchResponse(
+                transaction_id=decoded.transaction_id,
+                correlation_id=job.correlation_id,
+                search_response=list(items.values()),
+            )
+            done = sum(1 for last in last_page.values() if last <= number)
+            callback = MsgCallbackHeader(
+                message_id=self.ids.new_id(),
+                message_ts=isoformat_z(self.clock.now()),
+                action=ON_SEARCH,
+                status=RequestStatus.SUCC if number == len(pages) else RequestStatus.PDNG,
+                total_count=total,
+                completed_count=done,
+                sender_id=self.settings.registry.registry_id,
+                receiver_id=header.sender_id,
+            )
+            messages.append(
+                NewJob(
+                    kind=ON_SEARCH,
+                    header=encode(callback),
+                    message=encode(response),
+                    target_url=target,
+                    sender_id=header.sender_id,
+                    message_id=callback.message_id,
+                    correlation_id=job.correlation_id,
+                    scheme=job.scheme,
+                )
+            )
+        first = SearchResponse(
+            transaction_id=decoded.transaction_id,
+            correlation_id=job.correlation_id,
+            search_response=list(pages[0].values()),
+        )
+        stored = encode(first)
+        correlation_id = job.correlation_id
+        now = self.clock.now()
+
+        def apply(conn: sa.Connection) -> None:
+            conn.execute(
+                txn_table.update()
+                .where(txn_table.c.correlation_id == correlation_id)
+                .values(status=RequestStatus.SUCC.value, response_json=stored, updated_at=now)
+            )
+
+        return TaskOutcome(follow_up=messages if target else [], apply=apply)
+
+    def _target_of(self, correlation_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(txn_table.c.callback_url).where(
+                    txn_table.c.correlation_id == correlation_id
+                )
+            ).first()
+        return None if row is None else row[0]
+
+    async def _pages(
+        self, header: MsgHeader, request: SearchRequest
+    ) -> list[dict[str, SearchResponseItem]]:
+        """Page k of every item that has one, by reference_id, for k = 1, 2, ..."""
+        outcome = await self.search.search(header, request)
+        first = {item.reference_id: item for item in outcome.response.search_response}
+        pages: list[dict[str, SearchResponseItem]] = [first]
+        more: dict[int, list[SearchRequestItem]] = {}
+        cap = self.settings.delivery.max_async_records
+        for asked, answered in zip(
+            request.search_request, outcome.response.search_response, strict=True
+        ):
+            if answered.status is not RequestStatus.SUCC or answered.pagination is None:
+                continue
+            if _explicit_page(asked):
+                continue
+            size = answered.pagination.page_size
+            total = min(answered.pagination.total_count, cap)
+            count = -(-total // size) if size > 0 else 1
+            for number in range(2, count + 1):
+                more.setdefault(number, []).append(_with_page(asked, size, number))
+        for number in sorted(more):
+            batch = SearchRequest(
+                transaction_id=request.transaction_id, search_request=more[number]
+            )
+            paged = await self.search.search(header, batch)
+            pages.append({item.reference_id: item for item in paged.response.search_response})
+        return pages
+
+
+def _explicit_page(item: SearchRequestItem) -> bool:
+    """A page other than the first was asked for: only that page is sent."""
+    pagination = item.search_criteria.pagination or item.pagination
+    return pagination is not None and pagination.page_number != 1
+
+
+def _with_page(item: SearchRequestItem, size: int, number: int) -> SearchRequestItem:
+    criteria = msgspec.structs.replace(
+        item.search_criteria, pagination=PaginationRequest(page_size=size, page_number=number)
+    )
+    return msgspec.structs.replace(item, search_criteria=criteria, pagination=None)
+
+
+def _insert_transaction(
+    conn: sa.Connection,
+    *,
+    correlation_id: str,
+    header: MsgHeader,
+    transaction_id: str,
+    txn_type: str,
+    status: str,
+    reference_ids: list[str],
+    callback_url: str | None,
+    response: bytes | None,
+    now: dt.datetime,
+) -> None:
+    conn.execute(
+        txn_table.insert().values(
+            correlation_id=correlation_id,
+            sender_id=header.sender_id,
+            transaction_id=transaction_id,
+            message_id=header.message_id,
+            txn_type=txn_type,
+            status=status,
+            reference_ids=json.dumps(reference_ids),
+            callback_url=callback_url,
+            response_json=response,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def find_transaction(
+    conn: sa.Connection,
+    *,
+    sender_id: str,
+    txn_type: str,
+    attribute_type: TxnAttributeType,
+    value: str | list[str],
+) -> TxnLookup | None:
+    """The sender's newest transaction of `txn_type` matching the attribute, or None.
+    Other senders' transactions are never found."""
+    t = txn_table
+    query = (
+        sa.select(t)
+        .where(t.c.sender_id == sender_id, t.c.txn_type == txn_type)
+        .order_by(t.c.created_at.desc())
+    )
+    if attribute_type is TxnAttributeType.TRANSACTION_ID and isinstance(value, str):
+        row = conn.execute(query.where(t.c.transaction_id == value).limit(1)).first()
+    elif attribute_type is TxnAttributeType.CORRELATION_ID and isinstance(value, str):
+        row = conn.execute(query.where(t.c.correlation_id == value).limit(1)).first()
+    elif attribute_type is TxnAttributeType.REFERENCE_ID_LIST and isinstance(value, list):
+        wanted = set(value)
+        row = None
+        for candidate in conn.execute(query.limit(_LOOKUP_WINDOW)):
+            if wanted & set(json.loads(candidate._mapping["reference_ids"])):
+                row = candidate
+                break
+    else:
+        return None
+    if row is None:
+        return None
+    m = row._mapping
+    created = m["created_at"]
+    return TxnLookup(
+        correlation_id=m["correlation_id"],
+        transaction_id=m["transaction_id"],
+        txn_type=m["txn_type"],
+        status=m["status"],
+        reference_ids=json.loads(m["reference_ids"]),
+        response=None if m["response_json"] is None else bytes(m["response_json"]),
+        created_at=created if created.tzinfo else created.replace(tzinfo=dt.UTC),
+    )
+
+
+def _reported_response(found: TxnLookup, only: list[str] | None, now: str) -> Any:
+    """The stored response message (JSON value), or a pending one, limited to `only`."""
+    if found.response is not None:
+        body: dict[str, Any] = msgspec.json.decode(found.response)
+    else:
+        body = {
+            "transaction_id": found.transaction_id,
+            "correlation_id": found.correlation_id,
+            "search_response": [
+                {"reference_id": ref, "timestamp": now, "status": RequestStatus.PDNG.value}
+                for ref in found.reference_ids
+            ],
+        }
+    if only is not None and isinstance(body.get("search_response"), list):
+        keep = set(only)
+        body["search_response"] = [
+            item for item in body["search_response"] if item.get("reference_id") in keep
+        ]
+    return body

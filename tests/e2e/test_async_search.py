@@ -1,0 +1,235 @@
+"""Async search and txn status over real HTTP: Ack at once, signed callbacks to a loopback
+receiver, pages of a large result, txn status sync and async (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from dci_bridge.api.app import create_app
+from dci_bridge.clock import SystemClock
+from dci_bridge.crypto import KeyStore, verify_envelope
+from dci_bridge.protocol.codec import decode_raw_envelope
+from dci_bridge.records.seed import KnownPersons
+from dci_bridge.settings import Settings
+from tests.dci_assertions import assert_dci_error
+from tests.delivery_receivers import RecordingReceiver
+from tests.e2e.conftest import envelope, item
+from tests.servers import serve_asgi
+
+
+class Bridge:
+    def __init__(self, base: str, receiver: RecordingReceiver, callback: str, data: Path):
+        self.http = httpx.Client(base_url=base, timeout=10)
+        self.receiver = receiver
+        self.callback = callback
+        self.keys = KeyStore(data / "keys")
+
+    def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return self.http.post(path, json=body)
+
+    def callbacks(self, action: str, count: int = 1, timeout_s: float = 10.0) -> list[Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = [
+                b
+                for b in self.receiver.bodies()
+                if msgspec.json.decode(b)["header"]["action"] == action
+            ]
+            if len(found) >= count:
+                return found
+            time.sleep(0.02)
+        raise AssertionError(f"{count} {action} callbacks did not arrive")
+
+    def verified(self, body: bytes) -> dict[str, Any]:
+        raw = decode_raw_envelope(body)
+        verify_envelope(
+            raw.signature,
+            raw.header,
+            raw.message,
+            self.keys.verification_keys(),
+            clock=SystemClock(),
+        )
+        decoded: dict[str, Any] = msgspec.json.decode(body)
+        return decoded
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def bridge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bridge]:
+    url = request.getfixturevalue(
+        "seeded_sqlite_url" if request.param == "sqlite" else "seeded_pg_url"
+    )
+    receiver = RecordingReceiver()
+    with serve_asgi(receiver) as receiver_base:
+        settings = Settings.from_env(
+            {
+                "DCI_BRIDGE_DATABASE__URL": url,
+                "DCI_BRIDGE_DATA_DIR": str(tmp_path),
+                "DCI_BRIDGE_DELIVERY__ALLOW_PRIVATE_ADDRESSES": "true",
+                "DCI_BRIDGE_DELIVERY__CALLBACK_PREFIXES": f"{receiver_base}/registry/",
+                "DCI_BRIDGE_DELIVERY__MAX_ASYNC_RECORDS": "45",
+            }
+        )
+        with serve_asgi(create_app(settings)) as base:
+            bridge = Bridge(base, receiver, f"{receiver_base}/registry/on-search", tmp_path)
+            try:
+                yield bridge
+            finally:
+                bridge.http.close()
+
+
+def search_envelope(bridge: Bridge, *items: dict[str, Any], **header: Any) -> dict[str, Any]:
+    body = envelope(*items, sender_uri=bridge.callback, **header)
+    body["message"]["transaction_id"] = f"txn-{uuid.uuid4()}"
+    return body
+
+
+def acked(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text[:300]
+    ack = response.json()["message"]
+    assert ack["ack_status"] == "ACK"
+    assert set(ack) == {"ack_status", "timestamp", "correlation_id"}
+    return str(ack["correlation_id"])
+
+
+def test_async_search_acks_then_delivers_a_signed_on_search(bridge: Bridge, known: KnownPersons):
+    body = search_envelope(bridge, item("idtype-value", {"type": "BRN", "value": known.child_brn}))
+    correlation_id = acked(bridge.post("/registry/search", body))
+    [raw] = bridge.callbacks("on-search")
+    answer = bridge.verified(raw)
+    header = answer["header"]
+    assert header["action"] == "on-search"
+    assert header["status"] == "succ"
+    assert header["receiver_id"] == "spp.example.org"
+    assert header["sender_id"] == "crvs.dci-bridge.local"
+    assert header["message_id"] != body["header"]["message_id"]
+    assert header["total_count"] == header["completed_count"] == 1
+    message = answer["message"]
+    assert message["transaction_id"] == body["message"]["transaction_id"]
+    assert message["correlation_id"] == correlation_id
+    [found] = message["search_response"]
+    assert found["reference_id"] == "ref-1"
+    assert found["status"] == "succ"
+    assert len(found["data"]["reg_records"]) == 1
+    assert bridge.receiver.received[0].path == "/registry/on-search"
+
+
+def test_callback_url_outside_the_registered_prefixes_is_refused(bridge: Bridge):
+    body = search_envelope(
+        bridge,
+        item("idtype-value", {"type": "BRN", "value": "x"}),
+    )
+    body["header"]["sender_uri"] = "http://169.254.169.254/registry/on-search"
+    response = bridge.post("/registry/search", body)
+    assert_dci_error(response, 400, "err.sender_uri.invalid")
+    assert response.json()["message"]["ack_status"] == "ERR"
+
+
+def test_a_large_result_comes_as_several_on_search_pages(bridge: Bridge):
+    query = [
+        {"expression1": {"attribute_name": "birth_year", "operator": "ge", "attribute_value": 1900}}
+    ]
+    body = search_envelope(
+        bridge,
+        item("predicate", query, "big", pagination={"page_size": 20, "page_number": 1}),
+        item("idtype-value", {"type": "BRN", "value": "no-such-brn"}, "small"),
+    )
+    correlation_id = acked(bridge.post("/registry/search", body))
+    pages = [bridge.verified(b) for b in bridge.callbacks("on-search", 3)]
+    pages.sort(key=lambda p: p["message"]["search_response"][0]["pagination"]["page_number"])
+    assert [p["header"]["status"] for p in pages] == ["pdng", "pdng", "succ"]
+    assert [p["header"]["completed_count"] for p in pages] == [1, 1, 2]
+    assert {p["header"]["total_count"] for p in pages} == {2}
+    assert {p["message"]["correlation_id"] for p in pages} == {correlation_id}
+    assert len({p["header"]["message_id"] for p in pages}) == 3
+    big = [
+        next(i for i in p["message"]["search_response"] if i["reference_id"] == "big")
+        for p in pages
+    ]
+    assert [i["pagination"]["page_number"] for i in big] == [1, 2, 3]
+    assert [len(i["data"]["reg_records"]) for i in big] == [20, 20, 20]
+    keys = [r["identifier"][0]["identifier_value"] for i in big for r in i["data"]["reg_records"]]
+    assert len(set(keys)) == 60
+    assert [i["reference_id"] for i in pages[0]["message"]["search_response"]] == ["big", "small"]
+
+
+def txn_status_envelope(bridge: Bridge, attribute_type: str, value: Any) -> dict[str, Any]:
+    return {
+        "header": {
+            "version": "1.0.0",
+            "message_id": str(uuid.uuid4()),
+            "message_ts": "2026-11-23T10:00:00Z",
+            "action": "txn-status",
+            "sender_id": "spp.example.org",
+            "sender_uri": bridge.callback.replace("on-search", "txn/on-status"),
+            "total_count": 1,
+        },
+        "message": {
+            "transaction_id": f"status-{uuid.uuid4()}",
+            "txnstatus_request": {
+                "reference_id": "q-1",
+                "txn_type": "search",
+                "attribute_type": attribute_type,
+                "attribute_value": value,
+            },
+        },
+    }
+
+
+def test_txn_status_reports_the_search_sync_and_async(bridge: Bridge, known: KnownPersons):
+    body = search_envelope(bridge, item("idtype-value", {"type": "BRN", "value": known.child_brn}))
+    correlation_id = acked(bridge.post("/registry/search", body))
+    bridge.callbacks("on-search")
+    txn = body["message"]["transaction_id"]
+    for attribute_type, value in [
+        ("transaction_id", txn),
+        ("correlation_id", correlation_id),
+        ("reference_id_list", ["ref-1"]),
+    ]:
+        response = bridge.post(
+            "/registry/sync/txn/status", txn_status_envelope(bridge, attribute_type, value)
+        )
+        assert response.status_code == 200, response.text[:300]
+        answer = response.json()
+        assert answer["header"]["action"] == "txn-on-status"
+        assert answer["header"]["status"] == "succ"
+        status = answer["message"]["txnstatus_response"]
+        assert status["txn_type"] == "search"
+        assert status["txn_status"]["transaction_id"] == txn
+        assert status["txn_status"]["correlation_id"] == correlation_id
+        assert status["txn_status"]["search_response"][0]["status"] == "succ"
+
+    request = txn_status_envelope(bridge, "transaction_id", txn)
+    status_correlation = acked(bridge.post("/registry/txn/status", request))
+    [raw] = bridge.callbacks("txn-on-status")
+    answer = bridge.verified(raw)
+    assert bridge.receiver.received[-1].path == "/registry/txn/on-status"
+    assert answer["message"]["transaction_id"] == request["message"]["transaction_id"]
+    assert answer["message"]["correlation_id"] == status_correlation
+    assert answer["message"]["txnstatus_response"]["txn_status"]["transaction_id"] == txn
+
+
+def test_txn_status_of_an_unknown_or_foreign_transaction_is_rejected(
+    bridge: Bridge, known: KnownPersons
+):
+    body = search_envelope(bridge, item("idtype-value", {"type": "BRN", "value": known.child_brn}))
+    acked(bridge.post("/registry/search", body))
+    bridge.callbacks("on-search")
+    for sender, value in [
+        ("spp.example.org", "no-such-transaction"),
+        ("another.example.org", body["message"]["transaction_id"]),
+    ]:
+        request = txn_status_envelope(bridge, "transaction_id", value)
+        request["header"]["sender_id"] = sender
+        response = bridge.post("/registry/sync/txn/status", request)
+        assert response.status_code == 200
+        answer = response.json()
+        assert answer["header"]["status"] == "rjct"
+        assert "message" not in answer
