@@ -148,6 +148,52 @@ class DeliverySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     """Finished jobs, their attempts and transactions are pruned after this many days."""
 
 
+SigningAlgorithm = Literal["EdDSA", "ES256", "RS256"]
+PositiveSeconds = Annotated[float, Meta(gt=0)]
+
+
+class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Message security: bearer tokens, signatures, the bridge's keys, replay guard, JWE."""
+
+    enabled: bool = True
+    """Require a bearer token and a valid message signature on every registry endpoint and
+    sign every response. Turn off only for local experiments and benchmarks."""
+    keys_dir: str = ""
+    """Directory of the bridge's keys (created on first start); empty: `<data_dir>/keys`."""
+    algorithm: SigningAlgorithm = "EdDSA"
+    """Algorithm of generated signing keys: EdDSA (Ed25519), ES256 or RS256."""
+    signing_key: str = ""
+    """A private signing key (JWK or PEM text) to use instead of the key directory's."""
+    next_signing_key: str = ""
+    """The next signing key (published ahead of use) when `signing_key` is configured."""
+    encryption_key: str = ""
+    """A private RSA key (JWK or PEM) for JWE instead of the key directory's."""
+    key_overlap_s: PositiveSeconds = 172_800.0
+    """How long a retired key still verifies and decrypts after `dci-bridge keys rotate`."""
+    keys_refresh_s: PositiveSeconds = 1.0
+    """How often a server re-reads the key directory (another process may have rotated)."""
+    token_ttl_s: Annotated[int, Meta(ge=30, le=86_400)] = 900
+    """Lifetime of the access tokens `POST /oauth2/client/token` issues."""
+    issuer: str = ""
+    """`iss` of our access tokens; empty: the registry id."""
+    audience: str = ""
+    """`aud` our access tokens carry and we require; empty: the registry id."""
+    timestamp_window_s: Annotated[int, Meta(ge=1, le=86_400)] = 300
+    """A request's `message_ts` may be this far in the past or future (replay guard)."""
+    jwks_fetch_timeout_s: PositiveSeconds = 2.0
+    """Whole-exchange timeout when fetching a sender's JWKS URL."""
+    jwks_cache_ttl_s: PositiveSeconds = 300.0
+    """How long a fetched sender JWKS is used before it is fetched again."""
+    jwks_refetch_cooldown_s: PositiveSeconds = 30.0
+    """At most one refetch per sender in this time (unknown kid, failed fetch)."""
+    jwks_max_bytes: Positive = 65_536
+    """Largest sender JWKS document read."""
+    sender_cache_ttl_s: PositiveSeconds = 5.0
+    """How long a server caches a sender's registration (changes by the CLI show after it)."""
+    max_encrypted_bytes: Positive = 1_048_576
+    """Largest decrypted message accepted from an encrypted request."""
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Top-level settings."""
 
@@ -161,6 +207,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
     delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
+    security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
 
     @property
     def database_url(self) -> str:
@@ -168,6 +215,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         if self.database.url:
             return self.database.url
         return f"sqlite:///{Path(self.data_dir).resolve() / 'dci-bridge.sqlite3'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        """The bridge's key directory: the configured one or `<data_dir>/keys`."""
+        return Path(self.security.keys_dir or Path(self.data_dir) / "keys")
+
+    @property
+    def token_issuer(self) -> str:
+        return self.security.issuer or self.registry.registry_id
+
+    @property
+    def token_audience(self) -> str:
+        return self.security.audience or self.registry.registry_id
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
+import httpx
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
@@ -20,9 +20,10 @@ from dci_bridge.api.errors import handle_dci_error, handle_http_exception, handl
 from dci_bridge.api.observe import install as install_observer
 from dci_bridge.api.openapi import openapi_text
 from dci_bridge.api.operations import database_check, metrics_endpoint, ready
+from dci_bridge.api.security import JwksController, TokenController
 from dci_bridge.api.state import BridgeState
 from dci_bridge.clock import Clock, SystemClock
-from dci_bridge.crypto import EnvelopeSigner, KeyStore
+from dci_bridge.crypto import EnvelopeSigner
 from dci_bridge.db.engine import create_sync_engine, migrate
 from dci_bridge.delivery.worker import Worker
 from dci_bridge.errors import DciError
@@ -31,7 +32,7 @@ from dci_bridge.records.store import EmbeddedFhirStore
 from dci_bridge.registry.async_ops import SEARCH_TASK, AsyncOperations
 from dci_bridge.registry.ids import IdSource, UuidSource
 from dci_bridge.registry.search import SearchService
-from dci_bridge.registry.senders import SenderRegistry
+from dci_bridge.registry.security import SecurityService
 from dci_bridge.settings import Settings
 
 
@@ -71,10 +72,13 @@ def create_app(
             record_source: RecordSource = await EmbeddedFhirStore.open(settings.database_url)
         else:
             record_source = source
+        engine = create_sync_engine(settings.database_url, pool_size=settings.database.pool_size)
+        http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         bridge = BridgeState(
             settings=settings,
             source=record_source,
             search=SearchService(record_source, settings, clock, ids),
+            security=SecurityService.create(settings, engine, clock=clock, http=http),
         )
         app.state.bridge = bridge
         await _start_delivery(bridge, settings, clock, ids, signer)
@@ -85,6 +89,8 @@ def create_app(
         finally:
             for hook in reversed(bridge.shutdown_hooks):
                 await hook()
+            await http.aclose()
+            engine.dispose()
             db_check_engine.dispose()
             if own_source:
                 await record_source.aclose()
@@ -97,6 +103,8 @@ def create_app(
             openapi_document,
             SearchController,
             AsyncController,
+            TokenController,
+            JwksController,
         ],
         lifespan=[lifespan],
         exception_handlers=_exception_handlers(),
@@ -120,11 +128,10 @@ async def _start_delivery(
     """Async operations, the sender registry and this process's outbox worker."""
     engine = create_sync_engine(settings.database_url, pool_size=settings.database.pool_size)
     if signer is None:
-        keys = KeyStore(Path(settings.data_dir) / "keys", clock=clock)
-        signer = EnvelopeSigner(keys, sender_id=settings.registry.registry_id, clock=clock)
+        signer = bridge.security.signer  # the bridge's key store: rotation applies to callbacks
     operations = AsyncOperations(engine, bridge.search, settings, clock, ids)
     bridge.async_ops = operations
-    bridge.senders = SenderRegistry(engine, clock=clock)
+    bridge.senders = bridge.security.senders
     worker = Worker(engine, settings.delivery, clock=clock, signer=signer)
     worker.register(SEARCH_TASK, operations.run_search)
     if settings.delivery.worker:

@@ -117,9 +117,12 @@ def _registry_id(request: Request[Any, Any, Any]) -> str:
 
 def handle_dci_error(request: Request[Any, Any, Any], exc: DciError) -> Response[bytes]:
     log.info("request rejected", extra={"code": exc.code, "path": request.url.path})
-    return error_response(
+    response = error_response(
         exc, style=_style(request), registry_id=_registry_id(request), action=_action(request)
     )
+    if exc.code == "err.request.unauthorized":  # RFC 6750 section 3
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return response
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:

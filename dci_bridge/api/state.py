@@ -10,6 +10,7 @@ from dci_bridge.ops.readiness import Readiness
 from dci_bridge.records.source import RecordSource
 from dci_bridge.registry.async_ops import AsyncOperations
 from dci_bridge.registry.search import SearchService
+from dci_bridge.registry.security import SecurityService
 from dci_bridge.registry.senders import SenderRegistry
 from dci_bridge.settings import Settings
 
@@ -19,6 +20,8 @@ class BridgeState:
     settings: Settings
     source: RecordSource
     search: SearchService
+    security: SecurityService
+    """Tokens, sender admission, signatures, replay guard, JWE (registry/security.py)."""
     readiness: Readiness = field(default_factory=Readiness)
     """Checks `/ready` runs; add yours in the lifespan (see dci_bridge/ops/readiness.py)."""
     shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -30,4 +33,5 @@ class BridgeState:
     """This process's outbox worker (None when `delivery.worker` is off); `kick()` it after
     enqueueing so the job goes out at once."""
     senders: SenderRegistry | None = None
-    """The registered DCI clients (callback prefixes, keys, signature scheme)."""
+    """The registered DCI clients (callback prefixes, keys, signature scheme); the same
+    instance as `security.senders`."""

@@ -143,15 +143,16 @@ def _examples() -> dict[str, str]:
 
 
 def _print_examples(settings: Settings, examples: dict[str, str]) -> None:
+    """Write one example search body per identifier type; the demo client step (cli/security)
+    prints how to sign and send them (every registry call needs a token and a signature)."""
     base = f"http://{settings.server.host}:{settings.server.port}"
     click.echo(f"\ndci-bridge demo on {base}  (Ctrl-C to stop)\n")
+    folder = Path(settings.data_dir).resolve() / "demo-requests"
+    folder.mkdir(parents=True, exist_ok=True)
     for id_type, value in sorted(examples.items()):
-        body = _example_request(id_type, value)
-        click.echo(f"# search by {id_type}")
-        click.echo(
-            f"curl -s {base}/registry/sync/search -H 'Content-Type: application/json' "
-            f"-d '{json.dumps(body, separators=(',', ':'))}'\n"
-        )
+        path = folder / f"search-{id_type.lower()}.json"
+        path.write_text(json.dumps(_example_request(id_type, value), indent=2), encoding="utf-8")
+        click.echo(f"# search by {id_type}: {path}")
     sys.stdout.flush()
 
 

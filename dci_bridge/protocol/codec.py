@@ -19,6 +19,7 @@ from dci_bridge.protocol.ack import Ack, HttpErrorResponse
 from dci_bridge.protocol.codes import Action, QueryType, TxnType
 from dci_bridge.protocol.encrypted import EncryptedMessage
 from dci_bridge.protocol.envelope import CallbackEnvelope, RawEnvelope, RequestEnvelope
+from dci_bridge.protocol.header import MsgHeader
 from dci_bridge.protocol.notify import NotifyEventRequest
 from dci_bridge.protocol.primitives import DATE_TIME_PATTERN, LOCALE_TOLERANT_PATTERN
 from dci_bridge.protocol.search import (
@@ -88,6 +89,7 @@ _READERS: Final[dict[str, tuple[msgspec.json.Decoder[Any], Callable[[Any], Messa
 _REQUEST_ENVELOPE: Final = msgspec.json.Decoder(RequestEnvelope)
 _CALLBACK_ENVELOPE: Final = msgspec.json.Decoder(CallbackEnvelope)
 _RAW_ENVELOPE: Final = msgspec.json.Decoder(RawEnvelope)
+_REQUEST_HEADER: Final = msgspec.json.Decoder(MsgHeader)
 _ENCRYPTED: Final = msgspec.json.Decoder(EncryptedMessage)
 _ACK: Final = msgspec.json.Decoder(Ack)
 _HTTP_ERROR: Final = msgspec.json.Decoder(HttpErrorResponse)
@@ -122,6 +124,14 @@ def decode_callback_envelope(body: bytes) -> CallbackEnvelope:
 def decode_raw_envelope(body: bytes) -> RawEnvelope:
     """The envelope with header and message kept byte for byte (for signature checks)."""
     return _RAW_ENVELOPE.decode(body)
+
+
+def decode_request_header(raw: bytes | msgspec.Raw) -> MsgHeader:
+    """The request header of a `RawEnvelope` (errors at `$.header...`)."""
+    try:
+        return _REQUEST_HEADER.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise msgspec.ValidationError(_under(str(exc), "$.header")) from None
 
 
 def decode_message(action: str, raw: bytes | msgspec.Raw) -> Message:

@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conformance.runner import Outcome
 from dci_bridge.api.app import create_app
 from dci_bridge.records.seed import KnownPersons, known_persons, seed_store
+from dci_bridge.registry.senders import SenderRegistry
 from dci_bridge.settings import Settings
-from tests.conformance.fakes.harness import explain, ids, run_cases
+from tests.conformance.fakes.harness import KEYS, SENDER_ID, explain, ids, run_cases
 from tests.servers import free_port, serve_asgi
 
 RECEIVER_PORT = free_port()
@@ -29,11 +31,6 @@ PERSONS = 400
 # skip as "not advertised" and start running (and must pass) as soon as they appear. These
 # features are not endpoints, so they are switched off here until the bridge has them.
 NOT_YET = {
-    "auth": False,
-    "response_signatures": False,
-    "request_signatures": False,
-    "unsigned_rejected": False,
-    "replay_protection": False,
     "callbacks": True,
     "notify": False,
 }
@@ -42,7 +39,6 @@ NOT_YET = {
 # entry is removed then (and the case must keep passing).
 KNOWN_GAPS = {
     "DCI-ERR-015",  # deliberate tolerance: two-letter locales (docs/decisions.md)
-    "DCI-ERR-025",  # is_msg_encrypted: true with a plaintext message is searched, not refused
 }
 
 
@@ -52,10 +48,16 @@ def known() -> KnownPersons:
 
 
 @pytest.fixture(scope="module")
-def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The bridge's URL and the client secret of the suite, registered with the suite's key."""
     path: Path = tmp_path_factory.mktemp("bridge") / "seeded.sqlite3"
     url = f"sqlite:///{path}"
     asyncio.run(seed_store(url, persons=PERSONS, seed=SEED))
+    registry = SenderRegistry.from_url(url)
+    try:
+        _, secret = registry.register(SENDER_ID, jwks=KEYS.public_jwks())
+    finally:
+        registry.close()
     settings = Settings.from_env(
         {
             "DCI_BRIDGE_DATABASE__URL": url,
@@ -66,12 +68,17 @@ def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         }
     )
     with serve_asgi(create_app(settings)) as base:
-        yield base
+        yield base, secret
 
 
-def test_bridge_passes_every_case_it_can_run(bridge: str, known: KnownPersons):
+def _credentials(secret: str) -> dict[str, Any]:
+    return {"auth.client_id": SENDER_ID, "auth.client_secret": secret}
+
+
+def test_bridge_passes_every_case_it_can_run(bridge: tuple[str, str], known: KnownPersons):
+    base, secret = bridge
     summary = run_cases(
-        bridge,
+        base,
         features=NOT_YET,
         openapi_url="/openapi.json",
         data={
@@ -81,7 +88,7 @@ def test_bridge_passes_every_case_it_can_run(bridge: str, known: KnownPersons):
                 "value": {"expression": "birth_date >= 1900-01-01"},
             },
         },
-        auth={},
+        **_credentials(secret),
         **{"receiver.port": RECEIVER_PORT},
     )
     assert ids(summary, Outcome.ERROR) == set(), explain(summary)
@@ -89,6 +96,26 @@ def test_bridge_passes_every_case_it_can_run(bridge: str, known: KnownPersons):
     skipped = {r.check.id: r.skip_reason for r in summary.results if r.outcome is Outcome.SKIPPED}
     for case_id, reason in skipped.items():
         assert reason, case_id
-        assert any(w in reason for w in ("disabled", "configured", "advertise")), (case_id, reason)
+        expected = ("disabled", "configured", "advertise", "signature_scheme is not")
+        assert any(w in reason for w in expected), (case_id, reason)
     assert ids(summary, Outcome.PASSED) >= {"DCI-ENV-001", "DCI-SEARCH-001", "DCI-SEARCH-008"}
     assert skipped["DCI-SUB-001"] == "the target's OpenAPI does not advertise /registry/subscribe"
+
+
+def test_bridge_verifies_and_answers_the_dci_signature_scheme(
+    bridge: tuple[str, str], known: KnownPersons
+):
+    """The signature cases again with requests signed in the standard's `Signature:` form."""
+    base, secret = bridge
+    summary = run_cases(
+        base,
+        only=["DCI-SIG-*"],
+        features=NOT_YET,
+        openapi_url="/openapi.json",
+        data={"existing_identifier": {"type": "BRN", "value": known.child_brn}},
+        **_credentials(secret),
+        **{"identity.signature_scheme": "dci-signature", "receiver.port": RECEIVER_PORT},
+    )
+    assert ids(summary, Outcome.ERROR) == set(), explain(summary)
+    assert ids(summary, Outcome.FAILED) == set(), explain(summary)
+    assert "DCI-SIG-017" in ids(summary, Outcome.PASSED)

@@ -21,13 +21,24 @@ from dci_bridge.records.seed import KnownPersons
 from dci_bridge.settings import Settings
 from tests.dci_assertions import assert_dci_error
 from tests.delivery_receivers import RecordingReceiver
-from tests.e2e.conftest import envelope, item
+from tests.e2e.conftest import envelope, item, sender_for
+from tests.security_support import DciTestClient, now_ts
 from tests.servers import serve_asgi
 
 
 class Bridge:
-    def __init__(self, base: str, receiver: RecordingReceiver, callback: str, data: Path):
-        self.http = httpx.Client(base_url=base, timeout=10)
+    def __init__(
+        self,
+        base: str,
+        receiver: RecordingReceiver,
+        callback: str,
+        data: Path,
+        sender: DciTestClient,
+        other: DciTestClient,
+    ):
+        self.http = sender.authenticated(base, timeout=10)  # a registered, signing client
+        self.other = other.authenticated(base, timeout=10)  # another registered client
+        self.other_id = other.sender_id
         self.receiver = receiver
         self.callback = callback
         self.keys = KeyStore(data / "keys")
@@ -66,6 +77,8 @@ def bridge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bridge]:
     url = request.getfixturevalue(
         "seeded_sqlite_url" if request.param == "sqlite" else "seeded_pg_url"
     )
+    sender = sender_for(url)
+    other = DciTestClient.register(url, f"another-{uuid.uuid4().hex[:8]}.example.org")
     receiver = RecordingReceiver()
     with serve_asgi(receiver) as receiver_base:
         settings = Settings.from_env(
@@ -78,11 +91,13 @@ def bridge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bridge]:
             }
         )
         with serve_asgi(create_app(settings)) as base:
-            bridge = Bridge(base, receiver, f"{receiver_base}/registry/on-search", tmp_path)
+            callback = f"{receiver_base}/registry/on-search"
+            bridge = Bridge(base, receiver, callback, tmp_path, sender, other)
             try:
                 yield bridge
             finally:
                 bridge.http.close()
+                bridge.other.close()
 
 
 def search_envelope(bridge: Bridge, *items: dict[str, Any], **header: Any) -> dict[str, Any]:
@@ -165,7 +180,7 @@ def txn_status_envelope(bridge: Bridge, attribute_type: str, value: Any) -> dict
         "header": {
             "version": "1.0.0",
             "message_id": str(uuid.uuid4()),
-            "message_ts": "2026-11-23T10:00:00Z",
+            "message_ts": now_ts(),
             "action": "txn-status",
             "sender_id": "spp.example.org",
             "sender_uri": bridge.callback.replace("on-search", "txn/on-status"),
@@ -222,13 +237,13 @@ def test_txn_status_of_an_unknown_or_foreign_transaction_is_rejected(
     body = search_envelope(bridge, item("idtype-value", {"type": "BRN", "value": known.child_brn}))
     acked(bridge.post("/registry/search", body))
     bridge.callbacks("on-search")
-    for sender, value in [
-        ("spp.example.org", "no-such-transaction"),
-        ("another.example.org", body["message"]["transaction_id"]),
+    for http, sender, value in [
+        (bridge.http, "spp.example.org", "no-such-transaction"),
+        (bridge.other, bridge.other_id, body["message"]["transaction_id"]),
     ]:
         request = txn_status_envelope(bridge, "transaction_id", value)
         request["header"]["sender_id"] = sender
-        response = bridge.post("/registry/sync/txn/status", request)
+        response = http.post("/registry/sync/txn/status", json=request)
         assert response.status_code == 200
         answer = response.json()
         assert answer["header"]["status"] == "rjct"

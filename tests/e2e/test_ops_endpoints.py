@@ -19,25 +19,33 @@ from dci_bridge.ops.logs import ACCESS_LOGGER, JsonFormatter
 from dci_bridge.ops.readiness import NotReadyError
 from dci_bridge.records.seed import KnownPersons
 from dci_bridge.settings import Settings
-from tests.e2e.conftest import envelope, item
+from tests.e2e.conftest import envelope, item, sender_for
+from tests.security_support import DciTestClient
 from tests.servers import serve_asgi
 
 
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, Litestar]]:
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Litestar, DciTestClient]]:
     url = request.getfixturevalue(
         "seeded_sqlite_url" if request.param == "sqlite" else "seeded_pg_url"
     )
-    app = create_app(Settings.from_env({"DCI_BRIDGE_DATABASE__URL": url}))
+    sender = sender_for(url)
+    data_dir = str(tmp_path_factory.mktemp("ops-data"))
+    app = create_app(
+        Settings.from_env({"DCI_BRIDGE_DATABASE__URL": url, "DCI_BRIDGE_DATA_DIR": data_dir})
+    )
     with serve_asgi(app) as base:
-        yield base, app
+        yield base, app, sender
 
 
 @pytest.fixture
-def http(served: tuple[str, Litestar]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=served[0], timeout=10) as client:
+def http(served: tuple[str, Litestar, DciTestClient]) -> Iterator[httpx.Client]:
+    """Authenticates and signs like the registered client `spp.example.org`."""
+    with served[2].authenticated(served[0], timeout=10) as client:
         yield client
 
 
@@ -51,7 +59,7 @@ def test_ready_checks_the_database(http: httpx.Client) -> None:
 
 
 def test_a_failing_registered_check_makes_ready_503(
-    http: httpx.Client, served: tuple[str, Litestar]
+    http: httpx.Client, served: tuple[str, Litestar, DciTestClient]
 ) -> None:
     readiness = served[1].state.bridge.readiness
 

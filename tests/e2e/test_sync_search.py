@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -274,34 +275,49 @@ def _mutate(path: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("body", "status", "code", "reason"),
     [
-        (_mutate("header.total_count", "1"), 400, "err.request.bad", None),
-        (_mutate("header.message_id", KeyError), 400, "err.request.bad", None),
-        (_mutate("message", KeyError), 400, "err.request.bad", None),
-        (_mutate("header", KeyError), 400, "err.request.bad", None),
-        (_mutate("header.message_ts", "yesterday"), 400, "err.request.bad", None),
+        (lambda: _mutate("header.total_count", "1"), 400, "err.request.bad", None),
+        (lambda: _mutate("header.message_id", KeyError), 400, "err.request.bad", None),
+        (lambda: _mutate("message", KeyError), 400, "err.request.bad", None),
+        (lambda: _mutate("header", KeyError), 400, "err.request.bad", None),
+        (lambda: _mutate("header.message_ts", "yesterday"), 400, "err.request.bad", None),
         (
-            _mutate("message.search_request.0.search_criteria.query_type", "sql"),
+            lambda: _mutate("message.search_request.0.search_criteria.query_type", "sql"),
             400,
             "err.request.bad",
             None,
         ),
         (
-            _mutate("header.version", "2.0.0"),
+            lambda: _mutate("header.version", "2.0.0"),
             400,
             "err.version.not_supported",
             "rjct.version.invalid",
         ),
-        (_mutate("header.action", "subscribe"), 400, "err.request.bad", "rjct.action.invalid"),
-        (_mutate("header.total_count", 2), 400, "err.request.bad", "rjct.total_count.invalid"),
-        (_mutate("header.receiver_id", "someone.else"), 400, "err.receiver_id.invalid", None),
         (
-            envelope(total_count=0),
+            lambda: _mutate("header.action", "subscribe"),
+            400,
+            "err.request.bad",
+            "rjct.action.invalid",
+        ),
+        (
+            lambda: _mutate("header.total_count", 2),
             400,
             "err.request.bad",
             "rjct.total_count.invalid",
         ),
         (
-            envelope(
+            lambda: _mutate("header.receiver_id", "someone.else"),
+            400,
+            "err.receiver_id.invalid",
+            None,
+        ),
+        (
+            lambda: envelope(total_count=0),
+            400,
+            "err.request.bad",
+            "rjct.total_count.invalid",
+        ),
+        (
+            lambda: envelope(
                 *[item("idtype-value", {"type": "BRN", "value": "x"}, f"r{i}") for i in range(51)]
             ),
             400,
@@ -325,9 +341,13 @@ def _mutate(path: str, value: Any) -> dict[str, Any]:
     ],
 )
 def test_bad_envelopes_get_the_dci_error(
-    client: httpx.Client, body: dict[str, Any], status: int, code: str, reason: str | None
+    client: httpx.Client,
+    body: Callable[[], dict[str, Any]],
+    status: int,
+    code: str,
+    reason: str | None,
 ) -> None:
-    response = client.post(SEARCH, json=body)
+    response = client.post(SEARCH, json=body())
     error = assert_dci_error(response, status, code, reason=reason, style="sync")
     assert error["header"]["sender_id"] == "crvs.dci-bridge.local"
 

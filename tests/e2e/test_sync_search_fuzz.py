@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.e2e.conftest import envelope, item
+from tests.security_support import now_ts
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -76,11 +78,29 @@ def mutated(draw: st.DrawFn) -> bytes:
     return json.dumps(body).encode()
 
 
+def _fresh(body: bytes) -> bytes:
+    """BASE was built at import: give a mutant a new message_id and a current message_ts
+    (where the mutation kept them) so it is not refused as a replay or as stale."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return body
+    header = value.get("header") if isinstance(value, dict) else None
+    if not isinstance(header, dict):
+        return body
+    if header.get("message_id") == BASE["header"]["message_id"]:
+        header["message_id"] = str(uuid.uuid4())
+    if header.get("message_ts") == BASE["header"]["message_ts"]:
+        header["message_ts"] = now_ts()
+    return json.dumps(value).encode()
+
+
 @given(st.one_of(mutated(), st.binary(max_size=200)))
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 def test_no_generated_envelope_gets_a_server_error(client: httpx.Client, body: bytes) -> None:
+    body = _fresh(body)
     response = client.post(
         "/registry/sync/search", content=body, headers={"content-type": "application/json"}
     )

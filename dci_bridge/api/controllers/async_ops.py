@@ -11,10 +11,10 @@ from litestar import Controller, Request, Response, post
 from dci_bridge.api.controllers.search import JSON, require_json
 from dci_bridge.api.errors import schema_error
 from dci_bridge.api.observe import note_message
+from dci_bridge.api.security import SCOPE_SEARCH, SCOPE_TXN_STATUS, admit, sealed_response
 from dci_bridge.api.state import BridgeState
 from dci_bridge.errors import SchemaError
-from dci_bridge.protocol.codec import decode_message, decode_request_envelope, encode
-from dci_bridge.protocol.envelope import RequestEnvelope
+from dci_bridge.protocol.codec import decode_message, encode
 from dci_bridge.protocol.header import MsgHeader
 from dci_bridge.protocol.search import SearchRequest
 from dci_bridge.protocol.txn import TxnStatusRequest
@@ -22,13 +22,12 @@ from dci_bridge.registry.async_ops import AsyncOperations, CallbackTarget, callb
 from dci_bridge.registry.search import check_header
 
 
-def decode_action(body: bytes, action: str) -> tuple[RequestEnvelope, Any]:
-    """The envelope, and its message decoded for `action` (None for another action)."""
+def decode_action(header: MsgHeader, raw_message: bytes, action: str) -> Any:
+    """The admitted message decoded for `action` (None when the header names another)."""
+    if header.action != action:
+        return None
     try:
-        envelope = decode_request_envelope(body)
-        if envelope.header.action != action:
-            return envelope, None
-        return envelope, decode_message(action, envelope.message)
+        return decode_message(action, raw_message)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise schema_error(exc) from None
     except UnicodeDecodeError:
@@ -70,15 +69,15 @@ class AsyncController(Controller):
     async def search(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         require_json(request)
         state: BridgeState = request.app.state.bridge
-        envelope, message = decode_action(await request.body(), "search")
-        note_message(request, envelope.header)
+        admission = await admit(request, scope=SCOPE_SEARCH)
+        header = admission.header
+        note_message(request, header)
+        message = decode_action(header, admission.message, "search")
         count = len(message.search_request) if isinstance(message, SearchRequest) else 0
-        check_header(envelope.header, action="search", items=count, settings=state.settings)
+        check_header(header, action="search", items=count, settings=state.settings)
         assert isinstance(message, SearchRequest)
-        target = await _target(state, envelope.header)
-        ack = await _operations(state).accept_search(
-            envelope.header, message, bytes(envelope.message), target
-        )
+        target = await _target(state, header)
+        ack = await _operations(state).accept_search(header, message, admission.message, target)
         _kick(state)
         return Response(encode(ack), media_type=JSON)
 
@@ -92,12 +91,14 @@ class AsyncController(Controller):
     async def txn_status(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         require_json(request)
         state: BridgeState = request.app.state.bridge
-        envelope, message = decode_action(await request.body(), "txn-status")
-        note_message(request, envelope.header)
-        check_header(envelope.header, action="txn-status", items=1, settings=state.settings)
+        admission = await admit(request, scope=SCOPE_TXN_STATUS)
+        header = admission.header
+        note_message(request, header)
+        message = decode_action(header, admission.message, "txn-status")
+        check_header(header, action="txn-status", items=1, settings=state.settings)
         assert isinstance(message, TxnStatusRequest)
-        target = await _target(state, envelope.header)
-        ack = await _operations(state).accept_txn_status(envelope.header, message, target)
+        target = await _target(state, header)
+        ack = await _operations(state).accept_txn_status(header, message, target)
         _kick(state)
         return Response(encode(ack), media_type=JSON)
 
@@ -116,12 +117,12 @@ class AsyncController(Controller):
     async def sync_txn_status(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         require_json(request)
         state: BridgeState = request.app.state.bridge
-        envelope, message = decode_action(await request.body(), "txn-status")
-        note_message(request, envelope.header)
-        check_header(envelope.header, action="txn-status", items=1, settings=state.settings)
+        admission = await admit(request, scope=SCOPE_TXN_STATUS)
+        note_message(request, admission.header)
+        message = decode_action(admission.header, admission.message, "txn-status")
+        check_header(admission.header, action="txn-status", items=1, settings=state.settings)
         assert isinstance(message, TxnStatusRequest)
-        header, response = await _operations(state).txn_status(envelope.header, message)
-        body: dict[str, Any] = {"header": header}
-        if response is not None:
-            body["message"] = response
-        return Response(encode(body), media_type=JSON)
+        header, response = await _operations(state).txn_status(admission.header, message)
+        if admission.encrypted:
+            header = msgspec.structs.replace(header, is_msg_encrypted=True)
+        return sealed_response(request, admission, header, response)

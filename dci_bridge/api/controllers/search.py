@@ -9,9 +9,11 @@ from litestar import Controller, Request, Response, post
 
 from dci_bridge.api.errors import schema_error
 from dci_bridge.api.observe import count_search_results, note_message
+from dci_bridge.api.security import SCOPE_SEARCH, admit, sealed_response
 from dci_bridge.api.state import BridgeState
 from dci_bridge.errors import SchemaError, UnsupportedMediaTypeError
-from dci_bridge.protocol.codec import decode_message, decode_request_envelope, encode
+from dci_bridge.protocol.codec import decode_message
+from dci_bridge.protocol.header import MsgHeader
 from dci_bridge.protocol.search import SearchRequest
 from dci_bridge.registry.search import check_header
 
@@ -25,19 +27,18 @@ def require_json(request: Request[Any, Any, Any]) -> None:
         raise UnsupportedMediaTypeError("Content-Type must be application/json")
 
 
-def decode_search(body: bytes) -> tuple[Any, SearchRequest | None]:
-    """First the envelope, then the message for the header's action (None if not `search`)."""
+def decode_search(header: MsgHeader, raw_message: bytes) -> SearchRequest | None:
+    """The admitted message as a search request (None if the action is not `search`)."""
+    if header.action != "search":
+        return None
     try:
-        envelope = decode_request_envelope(body)
-        if envelope.header.action != "search":
-            return envelope, None
-        message = decode_message("search", envelope.message)
+        message = decode_message("search", raw_message)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise schema_error(exc) from None
     except UnicodeDecodeError:  # msgspec raises it for invalid UTF-8 inside a JSON string
         raise SchemaError("body is not valid UTF-8 JSON") from None
     assert isinstance(message, SearchRequest)
-    return envelope, message
+    return message
 
 
 class SearchController(Controller):
@@ -54,12 +55,16 @@ class SearchController(Controller):
     async def sync_search(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         require_json(request)
         state: BridgeState = request.app.state.bridge
-        envelope, message = decode_search(await request.body())
-        note_message(request, envelope.header)
+        admission = await admit(request, scope=SCOPE_SEARCH)
+        header = admission.header
+        note_message(request, header)
+        message = decode_search(header, admission.message)
         count = len(message.search_request) if message is not None else 0
-        check_header(envelope.header, action="search", items=count, settings=state.settings)
+        check_header(header, action="search", items=count, settings=state.settings)
         assert message is not None
-        outcome = await state.search.search(envelope.header, message)
+        outcome = await state.search.search(header, message)
         count_search_results(outcome.response.search_response)
-        payload = encode({"header": outcome.header, "message": outcome.response})
-        return Response(payload, media_type=JSON)
+        answer = outcome.header
+        if admission.encrypted:
+            answer = msgspec.structs.replace(answer, is_msg_encrypted=True)
+        return sealed_response(request, admission, answer, outcome.response)
