@@ -55,7 +55,7 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Largest accepted request body; larger bodies get HTTP 413 with `err.request.bad`."""
     base_path: str = ""
     """Path prefix in front of the DCI endpoints (the standard leaves it to the deployment)."""
-    graceful_timeout_s: Annotated[float, Meta(ge=0)] = 20.0
+    graceful_timeout_s: Annotated[int, Meta(ge=0)] = 20
     """On SIGTERM: seconds to let in-flight requests finish before they are cut off."""
 
 

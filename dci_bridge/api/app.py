@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
@@ -30,10 +32,13 @@ from dci_bridge.errors import DciError
 from dci_bridge.records.source import RecordSource
 from dci_bridge.records.store import EmbeddedFhirStore
 from dci_bridge.registry.async_ops import SEARCH_TASK, AsyncOperations
+from dci_bridge.registry.audit import AuditTrail
 from dci_bridge.registry.ids import IdSource, UuidSource
 from dci_bridge.registry.search import SearchService
 from dci_bridge.registry.security import SecurityService
 from dci_bridge.settings import Settings
+
+_log = logging.getLogger("dci_bridge.app")
 
 
 @get("/health", operation_id="health", tags=["Operations"], summary="Liveness")
@@ -81,6 +86,8 @@ def create_app(
             security=SecurityService.create(settings, engine, clock=clock, http=http),
         )
         app.state.bridge = bridge
+        if settings.audit.enabled:
+            bridge.audit = await open_audit(settings, clock)
         await _start_delivery(bridge, settings, clock, ids, signer)
         db_check, db_check_engine = database_check(settings.database_url)
         bridge.readiness.add("database", db_check)
@@ -89,6 +96,8 @@ def create_app(
         finally:
             for hook in reversed(bridge.shutdown_hooks):
                 await hook()
+            if bridge.audit is not None:
+                await bridge.audit.aclose()
             await http.aclose()
             engine.dispose()
             db_check_engine.dispose()
@@ -143,6 +152,16 @@ async def _start_delivery(
         engine.dispose()
 
     bridge.shutdown_hooks.append(stop)
+
+
+async def open_audit(settings: Settings, clock: Clock) -> AuditTrail | None:
+    """The audit trail, or None (logged) when the database lacks its tables: `/ready` then
+    reports the schema as behind, so an operator sees it."""
+    try:
+        return await AuditTrail.open(settings.database_url, clock, settings.audit)
+    except sa.exc.SQLAlchemyError as exc:
+        _log.error("audit trail unavailable", extra={"fields": {"error": type(exc).__name__}})
+        return None
 
 
 def _exception_handlers() -> dict[Any, Any]:

@@ -9,6 +9,7 @@ from dci_bridge.delivery.worker import Worker
 from dci_bridge.ops.readiness import Readiness
 from dci_bridge.records.source import RecordSource
 from dci_bridge.registry.async_ops import AsyncOperations
+from dci_bridge.registry.audit import AuditTrail
 from dci_bridge.registry.search import SearchService
 from dci_bridge.registry.security import SecurityService
 from dci_bridge.registry.senders import SenderRegistry
@@ -22,6 +23,8 @@ class BridgeState:
     search: SearchService
     security: SecurityService
     """Tokens, sender admission, signatures, replay guard, JWE (registry/security.py)."""
+    audit: AuditTrail | None = None
+    """The audit trail (None when `audit.enabled` is off): `record_search`, `record`."""
     readiness: Readiness = field(default_factory=Readiness)
     """Checks `/ready` runs; add yours in the lifespan (see dci_bridge/ops/readiness.py)."""
     shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

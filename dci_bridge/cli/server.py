@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -45,24 +46,58 @@ def serve(
 
 
 def _run_server(settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully.
+
+    On the signal uvicorn stops accepting connections, lets in-flight requests finish (up to
+    `server.graceful_timeout_s`), then runs the app's lifespan shutdown: shutdown hooks
+    (delivery leases), the audit buffer's last write, closing the database.
+    """
     import uvicorn
 
     from dci_bridge.db.engine import migrate
+    from dci_bridge.ops.logs import configure_logging
 
+    configure_logging(settings.log.level, settings.log.format)
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     if settings.database.migrate_on_start:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
         migrate(settings.database_url)  # once here, not racing in every worker
         os.environ[ENV_PREFIX + "DATABASE__MIGRATE_ON_START"] = "false"
+    if settings.server.workers > 1 and settings.metrics.enabled:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir(settings))
+    logging.getLogger("dci_bridge.server").info(
+        "serving",
+        extra={
+            "fields": {
+                "host": settings.server.host,
+                "port": settings.server.port,
+                "workers": settings.server.workers,
+            }
+        },
+    )
     uvicorn.run(
         "dci_bridge.api.asgi:app_from_env",
         factory=True,
         host=settings.server.host,
         port=settings.server.port,
         workers=settings.server.workers,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=20,
+        log_config=None,  # keep ours (configured above, and by each worker's app factory)
+        log_level=settings.log.level,
+        access_log=False,  # the bridge writes its own access line (no raw paths)
+        timeout_graceful_shutdown=settings.server.graceful_timeout_s,
+        server_header=False,
     )
+
+
+def _metrics_dir(settings: Settings) -> Path:
+    """An empty directory for the workers' metric files (stale files would add up)."""
+    import shutil
+
+    configured = settings.metrics.multiprocess_dir
+    directory = Path(configured) if configured else Path(settings.data_dir) / "metrics"
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    return directory.resolve()
 
 
 @main.command()
@@ -102,8 +137,11 @@ def _seed(settings: Settings, persons: int, seed_value: int) -> int:
 @click.option("--persons", type=int, default=50_000, show_default=True)
 def demo(port: int, persons: int) -> None:
     """Seed the embedded store if it is empty, print example requests, and serve."""
-    settings = _settings(server__port=port)
-    _export({"server__port": port})
+    overrides: dict[str, Any] = {"server__port": port}
+    if ENV_PREFIX + "LOG__FORMAT" not in os.environ:
+        overrides["log__format"] = "text"  # a person watches the demo's terminal
+    settings = _settings(**overrides)
+    _export(overrides)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     from dci_bridge.db.engine import migrate as run_migrations
 

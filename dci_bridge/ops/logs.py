@@ -75,3 +75,4 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # ours is dci_bridge.access
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))  # chatty at info

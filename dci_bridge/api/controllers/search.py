@@ -64,6 +64,8 @@ class SearchController(Controller):
         assert message is not None
         outcome = await state.search.search(header, message)
         count_search_results(outcome.response.search_response)
+        if state.audit is not None:
+            state.audit.record_search(header, message, outcome.response)
         answer = outcome.header
         if admission.encrypted:
             answer = msgspec.structs.replace(answer, is_msg_encrypted=True)

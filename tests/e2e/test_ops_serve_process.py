@@ -1,0 +1,162 @@
+"""`dci-bridge serve` as a real process: graceful shutdown, JSON logs, several workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from dci_bridge.cli import main
+from dci_bridge.records.seed import KnownPersons
+from dci_bridge.registry.audit import AuditFilter, read_events
+from tests.e2e.conftest import envelope, item
+from tests.servers import free_port
+
+pytestmark = pytest.mark.slow
+TERMINATED = (0, -signal.SIGTERM)
+"""uvicorn re-raises SIGTERM after a clean shutdown, so the exit status says "terminated"."""
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("server did not become ready")
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[object]:
+    """Start `dci-bridge serve` processes; each is terminated (if still running) at the end."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(url: str, *args: str, **env: str) -> tuple[subprocess.Popen[bytes], str, Path]:
+        port = free_port()
+        log = tmp_path / f"serve-{port}.log"
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("DCI_BRIDGE_")}
+        environ.update(
+            DCI_BRIDGE_DATA_DIR=str(tmp_path / f"data-{port}"),
+            DCI_BRIDGE_AUDIT__FLUSH_INTERVAL_MS="60000",  # only the shutdown flush writes
+            **env,
+        )
+        command = [sys.executable, "-m", "dci_bridge", "serve", "--port", str(port)]
+        with log.open("wb") as sink:
+            proc = subprocess.Popen(
+                [*command, "--database-url", url, *args],
+                env=environ,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        procs.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        _wait_ready(base, proc)
+        return proc, base, log
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_sigterm_finishes_the_request_in_flight_and_writes_its_audit_row(
+    serve: object, seeded_sqlite_url: str, known: KnownPersons
+) -> None:
+    proc, base, log = serve(seeded_sqlite_url)  # type: ignore[operator]
+    body = json.dumps(
+        envelope(item("idtype-value", {"type": "BRN", "value": known.child_brn}))
+    ).encode()
+    message_id = json.loads(body)["header"]["message_id"]
+    port = int(base.rsplit(":", 1)[1])
+    head = (
+        f"POST /registry/sync/search HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+        slow.sendall(head + body[:40])  # a slow client: the request is in flight
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert proc.poll() is None, "the server must wait for the request in flight"
+        with pytest.raises(ConnectionRefusedError):  # no new connections once shutting down
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        slow.sendall(body[40:])
+        answer = _read_response(slow)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    payload = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert payload["message"]["search_response"][0]["status"] == "succ"
+    assert proc.wait(30) in TERMINATED
+
+    rows = list(read_events(seeded_sqlite_url, AuditFilter(sender_id="spp.example.org")))
+    assert message_id in [row["message_id"] for row in rows], "audit row lost at shutdown"
+
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    requests = [line for line in lines if line.get("msg") == "request"]
+    assert any(r["message_id"] == message_id and r["status"] == 200 for r in requests)
+    assert "Application shutdown complete." in log.read_text()
+    assert known.child_brn not in log.read_text()
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE).group(1))  # type: ignore[union-attr]
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return head + b"\r\n\r\n" + rest
+
+
+def test_two_workers_share_one_metrics_view(
+    serve: object, seeded_sqlite_url: str, known: KnownPersons
+) -> None:
+    proc, base, _ = serve(seeded_sqlite_url, "--workers", "2")  # type: ignore[operator]
+    searches = 12
+    for _ in range(searches):  # new connection each time: spread over both workers
+        body = envelope(item("idtype-value", {"type": "BRN", "value": known.child_brn}))
+        assert httpx.post(f"{base}/registry/sync/search", json=body, timeout=10).status_code == 200
+    pattern = re.compile(
+        r'^dci_bridge_http_requests_total\{method="POST",route="/registry/sync/search",'
+        r'status="200"\} (\S+)$',
+        re.MULTILINE,
+    )
+    for _ in range(4):  # whichever worker answers the scrape reports every worker's count
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        match = pattern.search(text)
+        assert match is not None, text[:2000]
+        assert float(match.group(1)) == searches
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) in TERMINATED
+
+
+def test_serve_refuses_bad_configuration_with_the_variable_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DCI_BRIDGE_SERVER__WORKERS", "zero")
+    result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code == 2
+    assert "DCI_BRIDGE_SERVER__WORKERS='zero': expected a whole number" in result.output
