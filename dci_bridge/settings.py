@@ -318,6 +318,11 @@ def _suggest(parts: list[str]) -> str | None:
     return match[0] if match else None
 
 
+def known_variables() -> set[str]:
+    """Every environment variable `Settings` reads (for tools checking deployment files)."""
+    return {variable for variable, _ in _all_variables(Settings)}
+
+
 def _all_variables(
     struct: type[msgspec.Struct], prefix: tuple[str, ...] = ()
 ) -> list[tuple[str, Any]]:

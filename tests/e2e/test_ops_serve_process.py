@@ -156,6 +156,8 @@ def test_two_workers_share_one_metrics_view(
 def test_serve_refuses_bad_configuration_with_the_variable_named(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    for key in [k for k in os.environ if k.startswith("DCI_BRIDGE_")]:
+        monkeypatch.delenv(key)  # the test runner's own DCI_BRIDGE_TEST_* variables
     monkeypatch.setenv("DCI_BRIDGE_SERVER__WORKERS", "zero")
     result = CliRunner().invoke(main, ["serve"])
     assert result.exit_code == 2
