@@ -1,0 +1,79 @@
+"""Migrations upgrade one revision at a time from 0001 to head, keep existing data, and each
+step can be undone and redone; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from dci_bridge.db.engine import MIGRATIONS_DIR, begin_write, create_sync_engine, head_revision
+from dci_bridge.db.tables import all_metadata
+
+
+def _config(connection: sa.Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _revisions() -> list[str]:
+    """Every revision, oldest first (the chain must be linear: one head, one base)."""
+    script = ScriptDirectory.from_config(_config())
+    assert len(script.get_heads()) == 1, "migrations must form one chain"
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+def _current(engine: sa.Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def _to(engine: sa.Engine, revision: str, *, down: bool = False) -> None:
+    with begin_write(engine) as conn:
+        if down:
+            command.downgrade(_config(conn), revision)
+        else:
+            command.upgrade(_config(conn), revision)
+
+
+def test_the_chain_starts_at_0001_and_ends_at_head() -> None:
+    revisions = _revisions()
+    assert revisions[0] == "0001_embedded_store"
+    assert revisions[-1] == head_revision()
+    assert [r[:4] for r in revisions] == [f"{n:04d}" for n in range(1, len(revisions) + 1)]
+
+
+def test_upgrade_step_by_step_keeps_data_and_each_step_reverts(database_url: str) -> None:
+    revisions = _revisions()
+    engine = create_sync_engine(database_url, pool_size=1)
+    try:
+        previous = "base"
+        for revision in revisions:
+            _to(engine, revision)
+            assert _current(engine) == revision
+            _to(engine, previous, down=True)  # every step can be undone ...
+            assert _current(engine) == (None if previous == "base" else previous)
+            _to(engine, revision)  # ... and redone
+            if revision == revisions[0]:  # data written by the first release
+                with begin_write(engine) as conn:
+                    conn.execute(
+                        sa.text(
+                            "INSERT INTO person_identifier (id_type, value, person_key)"
+                            " VALUES ('BRN', 'B-0001', 'p-1')"
+                        )
+                    )
+            previous = revision
+        assert _current(engine) == head_revision()
+        with engine.connect() as conn:
+            kept = conn.execute(sa.text("SELECT person_key FROM person_identifier")).all()
+            diff = compare_metadata(MigrationContext.configure(conn), all_metadata())
+        assert kept == [("p-1",)]
+        assert diff == []
+    finally:
+        engine.dispose()
