@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -31,7 +30,8 @@ from dci_bridge.ops.logs import JsonFormatter
 from dci_bridge.records.seed import KnownPersons
 from dci_bridge.registry.audit import AuditFilter, hash_with, read_events
 from dci_bridge.settings import Settings
-from tests.e2e.conftest import envelope, item
+from tests.e2e.conftest import envelope, item, sender_for
+from tests.security_support import DciTestClient
 from tests.servers import serve_asgi
 
 SEARCH = "/registry/sync/search"
@@ -41,14 +41,33 @@ CONSENT = {"@type": "Consent", "ts": "2026-11-23T10:00:00Z", "purpose": {"text":
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def audited(request: pytest.FixtureRequest) -> Iterator[tuple[str, Litestar, str]]:
+def audited(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Litestar, str]]:
     url = request.getfixturevalue(
         "seeded_sqlite_url" if request.param == "sqlite" else "seeded_pg_url"
     )
-    env = {"DCI_BRIDGE_DATABASE__URL": url, "DCI_BRIDGE_AUDIT__FLUSH_INTERVAL_MS": "50"}
+    sender_for(url)  # registers spp.example.org (and migrates)
+    env = {
+        "DCI_BRIDGE_DATABASE__URL": url,
+        "DCI_BRIDGE_DATA_DIR": str(tmp_path_factory.mktemp("audit-data")),
+        "DCI_BRIDGE_AUDIT__FLUSH_INTERVAL_MS": "50",
+    }
     app = create_app(Settings.from_env(env))
     with serve_asgi(app) as base:
         yield base, app, url
+
+
+_CLIENTS: dict[tuple[str, str], DciTestClient] = {}
+
+
+def _client(url: str, sender_id: str = "spp.example.org") -> DciTestClient:
+    """A registered, signing client per (database, sender)."""
+    if sender_id == "spp.example.org":
+        return sender_for(url)
+    if (url, sender_id) not in _CLIENTS:
+        _CLIENTS[(url, sender_id)] = DciTestClient.register(url, sender_id=sender_id)
+    return _CLIENTS[(url, sender_id)]
 
 
 def _flush(app: Litestar, base: str) -> None:
@@ -88,7 +107,7 @@ def test_each_search_is_audited_with_hashed_query_purpose_and_record_ids(
         ),
         sender_id=sender,
     )
-    with httpx.Client(base_url=base, timeout=10) as http:
+    with _client(url, sender).authenticated(base, timeout=10) as http:
         response = http.post(SEARCH, json=body)
     assert response.status_code == 200
     answered = response.json()["message"]["search_response"]
@@ -126,11 +145,11 @@ def test_audit_cli_lists_and_exports_with_filters(
     audited: tuple[str, Litestar, str], known: KnownPersons, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base, app, url = audited
-    with httpx.Client(base_url=base, timeout=10) as http:
-        for sender in ("cli-a.example.org", "cli-b.example.org", "cli-a.example.org"):
-            body = envelope(
-                item("idtype-value", {"type": "BRN", "value": known.child_brn}), sender_id=sender
-            )
+    for sender in ("cli-a.example.org", "cli-b.example.org", "cli-a.example.org"):
+        body = envelope(
+            item("idtype-value", {"type": "BRN", "value": known.child_brn}), sender_id=sender
+        )
+        with _client(url, sender).authenticated(base, timeout=10) as http:
             assert http.post(SEARCH, json=body).status_code == 200
     _flush(app, base)
     for key in [k for k in os.environ if k.startswith("DCI_BRIDGE_")]:
@@ -293,7 +312,7 @@ def test_no_identifier_or_name_of_the_population_reaches_the_logs(
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     try:
-        with httpx.Client(base_url=base, timeout=10) as http:
+        with _client(url).authenticated(base, timeout=10) as http:
             for body in _workload(known):
                 http.post(SEARCH, json=body)
             broken = json.dumps(_workload(known)[0]).replace('"header"', '"header" x', 1)

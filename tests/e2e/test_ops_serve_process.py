@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from dci_bridge.cli import main
 from dci_bridge.records.seed import KnownPersons
 from dci_bridge.registry.audit import AuditFilter, read_events
-from tests.e2e.conftest import envelope, item
+from tests.e2e.conftest import envelope, item, sender_for
 from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
@@ -79,14 +79,15 @@ def serve(tmp_path: Path) -> Iterator[object]:
 def test_sigterm_finishes_the_request_in_flight_and_writes_its_audit_row(
     serve: object, seeded_sqlite_url: str, known: KnownPersons
 ) -> None:
+    client = sender_for(seeded_sqlite_url)
     proc, base, log = serve(seeded_sqlite_url)  # type: ignore[operator]
-    body = json.dumps(
-        envelope(item("idtype-value", {"type": "BRN", "value": known.child_brn}))
-    ).encode()
-    message_id = json.loads(body)["header"]["message_id"]
+    request = envelope(item("idtype-value", {"type": "BRN", "value": known.child_brn}))
+    body = client.sign(request)
+    message_id = request["header"]["message_id"]
     port = int(base.rsplit(":", 1)[1])
     head = (
         f"POST /registry/sync/search HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {client.token(base)}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
@@ -134,11 +135,13 @@ def _read_response(sock: socket.socket) -> bytes:
 def test_two_workers_share_one_metrics_view(
     serve: object, seeded_sqlite_url: str, known: KnownPersons
 ) -> None:
+    client = sender_for(seeded_sqlite_url)
     proc, base, _ = serve(seeded_sqlite_url, "--workers", "2")  # type: ignore[operator]
     searches = 12
     for _ in range(searches):  # new connection each time: spread over both workers
         body = envelope(item("idtype-value", {"type": "BRN", "value": known.child_brn}))
-        assert httpx.post(f"{base}/registry/sync/search", json=body, timeout=10).status_code == 200
+        with client.authenticated(base, timeout=10) as http:
+            assert http.post("/registry/sync/search", json=body).status_code == 200
     pattern = re.compile(
         r'^dci_bridge_http_requests_total\{method="POST",route="/registry/sync/search",'
         r'status="200"\} (\S+)$',
