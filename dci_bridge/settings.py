@@ -29,6 +29,7 @@ DEFAULT_DATA_DIR = Path("data")
 
 Port = Annotated[int, Meta(ge=0, le=65535)]
 Positive = Annotated[int, Meta(ge=1)]
+Seconds = Annotated[float, Meta(gt=0, le=3600)]
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -194,6 +195,55 @@ class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     """Largest decrypted message accepted from an encrypted request."""
 
 
+class UpstreamSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The record source: the embedded store, or a live OpenCRVS reached through its APIs."""
+
+    source: Literal["embedded", "opencrvs"] = "embedded"
+    """Where searches are answered: the embedded store, or a live OpenCRVS."""
+    generation: Literal["v1", "v2"] = "v1"
+    """OpenCRVS API generation: v1 (v1.3-v1.8: GraphQL and webhooks) or v2 (events API)."""
+    auth_url: str = "http://localhost:4040"
+    """OpenCRVS auth service (`POST {auth_url}/token`)."""
+    gateway_url: str = "http://localhost:7070"
+    """OpenCRVS gateway (`/graphql`, `/location`; in v2 the events API under `events_prefix`)."""
+    webhooks_url: str = "http://localhost:2525"
+    """OpenCRVS webhooks service (v1 subscriptions)."""
+    events_prefix: str = "/events"
+    """v2: path of the events API on the gateway (`/events`, or `/api/events` on the main host)."""
+    client_id: str = ""
+    """Client id of the RECORD_SEARCH integration (v2: an integration with record.search)."""
+    client_secret: str = ""
+    """Client secret of that integration."""
+    legacy_auth: bool = False
+    """Use `POST /authenticateSystemClient` (OpenCRVS v1.2 and older) instead of `/token`."""
+    timeout_s: Seconds = 5.0
+    """Per upstream call; a search answers within a few times this or fails with HTTP 504."""
+    concurrency: Positive = 8
+    """Record fetches in flight at once per search (OpenCRVS v1 fetches one record per call)."""
+    max_connections: Positive = 32
+    """Connections to OpenCRVS shared by all searches of one worker."""
+    max_linked_records: Positive = 50
+    """Most records gathered for one identifier search; more is rejected as too many."""
+    breaker_failures: Positive = 5
+    """Consecutive upstream failures that open the circuit breaker (fail fast with 503)."""
+    breaker_reset_s: Seconds = 15.0
+    """How long an open breaker fails fast before it lets one trial call through."""
+    token_refresh_margin_s: Annotated[float, Meta(ge=0, le=600)] = 60.0
+    """Renew the system token when fewer seconds than this remain before it expires."""
+
+    def __post_init__(self) -> None:
+        if self.source != "opencrvs":
+            return
+        if not self.client_id or not self.client_secret:
+            raise ValueError(
+                "the OpenCRVS source (DCI_BRIDGE_UPSTREAM__SOURCE=opencrvs) needs"
+                " DCI_BRIDGE_UPSTREAM__CLIENT_ID and DCI_BRIDGE_UPSTREAM__CLIENT_SECRET"
+            )
+        for name in ("auth_url", "gateway_url"):
+            if not getattr(self, name).startswith(("http://", "https://")):
+                raise ValueError(f"DCI_BRIDGE_UPSTREAM__{name.upper()} must be an http(s) URL")
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Top-level settings."""
 
@@ -208,6 +258,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
     delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
+    upstream: UpstreamSettings = msgspec.field(default_factory=UpstreamSettings)
 
     @property
     def database_url(self) -> str:

@@ -30,13 +30,13 @@ from dci_bridge.db.engine import create_sync_engine, migrate
 from dci_bridge.delivery.worker import Worker
 from dci_bridge.errors import DciError
 from dci_bridge.records.source import RecordSource
-from dci_bridge.records.store import EmbeddedFhirStore
 from dci_bridge.registry.async_ops import SEARCH_TASK, AsyncOperations
 from dci_bridge.registry.audit import AuditTrail
 from dci_bridge.registry.ids import IdSource, UuidSource
 from dci_bridge.registry.search import SearchService
 from dci_bridge.registry.security import SecurityService
 from dci_bridge.settings import Settings
+from dci_bridge.upstream.sources import open_record_source, reachability_check
 
 _log = logging.getLogger("dci_bridge.app")
 
@@ -64,7 +64,7 @@ def create_app(
     ids: IdSource | None = None,
     signer: EnvelopeSigner | None = None,
 ) -> Litestar:
-    """Build the bridge. Without `source`, the embedded store at the settings' URL is used."""
+    """Build the bridge. Without `source`, the configured one (`upstream.source`) is used."""
     clock = clock or SystemClock()
     ids = ids or UuidSource()
 
@@ -74,7 +74,7 @@ def create_app(
         if settings.database.migrate_on_start:
             migrate(settings.database_url)
         if source is None:
-            record_source: RecordSource = await EmbeddedFhirStore.open(settings.database_url)
+            record_source: RecordSource = await open_record_source(settings)
         else:
             record_source = source
         engine = create_sync_engine(settings.database_url, pool_size=settings.database.pool_size)
@@ -91,6 +91,9 @@ def create_app(
         await _start_delivery(bridge, settings, clock, ids, signer)
         db_check, db_check_engine = database_check(settings.database_url)
         bridge.readiness.add("database", db_check)
+        upstream_check = reachability_check(record_source)
+        if upstream_check is not None:
+            bridge.readiness.add("upstream", upstream_check)
         try:
             yield
         finally:

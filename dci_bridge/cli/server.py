@@ -134,20 +134,31 @@ def _seed(settings: Settings, persons: int, seed_value: int) -> int:
 
 @main.command()
 @click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--persons", type=int, default=50_000, show_default=True)
-def demo(port: int, persons: int) -> None:
+@click.option("--persons", type=int, help="Population size [embedded: 50000, opencrvs: 5000].")
+@click.option(
+    "--source",
+    type=click.Choice(["embedded", "opencrvs"]),
+    default="embedded",
+    show_default=True,
+    help="opencrvs: start the OpenCRVS simulator and answer searches from it, live.",
+)
+def demo(port: int, persons: int | None, source: str) -> None:
     """Seed the embedded store if it is empty, print example requests, and serve."""
     overrides: dict[str, Any] = {"server__port": port}
     if ENV_PREFIX + "LOG__FORMAT" not in os.environ:
         overrides["log__format"] = "text"  # a person watches the demo's terminal
+    if source == "opencrvs":
+        from dci_bridge.cli.simulator import start_simulator_process
+
+        overrides.update(start_simulator_process(port + 1, persons or 5_000))
     settings = _settings(**overrides)
     _export(overrides)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     from dci_bridge.db.engine import migrate as run_migrations
 
     run_migrations(settings.database_url)
-    if asyncio.run(_count_persons(settings)) == 0:
-        _seed(settings, persons, DEMO_SEED)
+    if source == "embedded" and asyncio.run(_count_persons(settings)) == 0:
+        _seed(settings, persons or 50_000, DEMO_SEED)
     examples = _examples()
     _print_examples(settings, examples)
     for step in demo_steps():

@@ -117,8 +117,9 @@ class OpenCrvsSimulator:
         """(client id, UTC day) -> searches with hits (the daily quota counts these)."""
         self.fetches = 0
         """fetchRegistration / GET event calls served (each is an audited read in OpenCRVS)."""
-        self.hook_url: str = ""
-        """v2: country-config base URL lifecycle hooks are POSTed to (`/_sim/faults` sets it)."""
+        self.hook_url: str = self.config.hook_url
+        """v2: country-config base URL lifecycle hooks are POSTed to (`POST /_sim/hook`)."""
+        self.v2_index: dict[str, tuple[Any, dict[str, Any]]] = {}
 
     @staticmethod
     def system_id(client: SimClient) -> str:
@@ -484,6 +485,12 @@ class OpenCrvsSimulator:
             elif request.method == "DELETE":
                 self.set_faults(reset=True)
             return json_response(200, msgspec.to_builtins(self.faults))
+        if name == "hook" and request.method == "POST":
+            try:
+                self.hook_url = str(request.json().get("url") or "")
+            except (msgspec.DecodeError, AttributeError):
+                return json_response(400, {"error": "body must be {\"url\": ...}"})
+            return json_response(200, {"url": self.hook_url})
         if name == "expire-tokens" and request.method == "POST":
             self.tokens.expire_all()
             return json_response(200, {"expired": True})

@@ -117,6 +117,8 @@ class SimulatorConfig(msgspec.Struct, kw_only=True):
     """Refuse webhook subscriptions from clients without `webhook`/`nationalId` scope."""
     handshake_timeout_s: float = 5.0
     delivery_timeout_s: float = 10.0
+    hook_url: str = ""
+    """v2: base URL of the country-config lifecycle hook receiver (`/trigger/events/...`)."""
     base_url: str = ""
     """Our own public URL (for `fullUrl`s of the Location API); empty: from the request."""
     faults: Faults = msgspec.field(default_factory=Faults)

@@ -67,7 +67,8 @@ class TokenIssuer:
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._cache: dict[bytes, Verified] = {}
         self._epoch = 0
-        self._issued_epoch: dict[str, int] = {}
+        self.issued = 0
+        """Tokens issued so far (two in the same second for one client are identical)."""
 
     @property
     def public_pem(self) -> bytes:
@@ -83,6 +84,7 @@ class TokenIssuer:
         signature = self._key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
         token = signing_input + b"." + _b64(signature)
         self._cache[token] = Verified(claims, self._epoch)
+        self.issued += 1
         return token.decode("ascii")
 
     def expire_all(self) -> None:

@@ -1,0 +1,219 @@
+"""Sync search through the bridge to the OpenCRVS simulator vs direct calls to the simulator.
+
+One simulator process (`dci-bridge simulator`, OpenCRVS v1.x) and one bridge (`dci-bridge
+serve`, 1 worker, `upstream.source=opencrvs`) on loopback. For simulator latency 0 ms and
+5 ms (switched at run time), wrk measures side by side:
+- direct: the two GraphQL calls the bridge makes per BRN search (`searchEvents` by
+  registration number, `fetchRegistration` of the hit), each alone at 1 connection;
+- bridge: DCI sync searches by BRN at 1 connection (latency) and 16 connections (load).
+Added latency (p50) = bridge p50 - (search p50 + fetch p50) at 1 connection. The bridge's own
+CPU per request = its process CPU seconds (utime + stime from /proc) / requests served
+under load; RSS is read after the load. Needs `wrk`.
+
+    python bench/upstream_search.py [--persons 5000] [--seconds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.sync_search import DATA, free_port, parse_wrk, wait_port  # noqa: E402
+
+GRAPHQL_LUA = """
+local body = os.getenv("BENCH_BODY")
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+request = function() return wrk.format(nil, nil, nil, body) end
+"""
+
+
+def brns(persons: int, seed: int) -> list[str]:
+    from dci_bridge.records.fhir_map import map_bundle
+    from dci_bridge.records.seed import generate_bundles
+
+    found = []
+    for bundle in generate_bundles(persons, seed):
+        record = map_bundle(bundle)
+        if record.event.value == "birth" and record.registration_number:
+            found.append(record.registration_number)
+    return found[:5000]
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path, env: dict[str, str]) -> dict:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=True,
+    )
+    result = parse_wrk(out.stdout)
+    requests = out.stdout.split(" requests in ")[0].split()[-1]
+    result["requests"] = float(requests)
+    return result
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--persons", type=int, default=5000)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    from dci_bridge.cli._common import DEMO_SEED
+    from dci_bridge.upstream.opencrvs.v1 import FETCH_REGISTRATION, SEARCH_EVENTS
+    from dci_bridge.upstream.simulator.config import SEARCH_CLIENT
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    ids = brns(args.persons, DEMO_SEED)
+    id_file = DATA / "upstream-brn.txt"
+    id_file.write_text("\n".join(ids) + "\n")
+    sim_port, bridge_port = free_port(), free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    python = sys.executable
+    sim = subprocess.Popen(
+        [python, "-m", "dci_bridge", "simulator", "--port", str(sim_port)]  # noqa: RUF005
+        + ["--persons", str(args.persons), "--daily-quota", str(10**9)],
+        stdout=subprocess.DEVNULL,
+    )
+    env = {
+        **os.environ,
+        "DCI_BRIDGE_DATABASE__URL": f"sqlite:///{DATA / 'upstream-bridge.sqlite3'}",
+        "DCI_BRIDGE_UPSTREAM__SOURCE": "opencrvs",
+        "DCI_BRIDGE_UPSTREAM__AUTH_URL": sim_url,
+        "DCI_BRIDGE_UPSTREAM__GATEWAY_URL": sim_url,
+        "DCI_BRIDGE_UPSTREAM__CLIENT_ID": SEARCH_CLIENT.client_id,
+        "DCI_BRIDGE_UPSTREAM__CLIENT_SECRET": SEARCH_CLIENT.client_secret,
+        "DCI_BRIDGE_LOG__LEVEL": "warning",
+    }
+    bridge = subprocess.Popen(
+        [python, "-m", "dci_bridge", "serve", "--port", str(bridge_port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    rows = []
+    try:
+        wait_port(sim_port, 300)
+        wait_port(bridge_port, 120)
+        token = httpx.post(
+            f"{sim_url}/token",
+            params={
+                "grant_type": "client_credentials",
+                "client_id": SEARCH_CLIENT.client_id,
+                "client_secret": SEARCH_CLIENT.client_secret,
+            },
+        ).json()["access_token"]
+        lua = DATA / "graphql.lua"
+        lua.write_text(GRAPHQL_LUA)
+        brn = ids[len(ids) // 2]
+        search_body = json.dumps(
+            {
+                "operationName": "searchEvents",
+                "query": SEARCH_EVENTS,
+                "variables": {
+                    "advancedSearchParameters": {
+                        "registrationNumber": brn,
+                        "event": "birth",
+                        "registrationStatuses": ["REGISTERED", "CERTIFIED", "ISSUED"],
+                    },
+                    "count": 50,
+                    "skip": 0,
+                },
+            }
+        )
+        hit = httpx.post(
+            f"{sim_url}/graphql",
+            content=search_body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        ).json()["data"]["searchEvents"]["results"][0]["id"]
+        fetch_body = json.dumps(
+            {
+                "operationName": "fetchRegistration",
+                "query": FETCH_REGISTRATION,
+                "variables": {"id": hit},
+            }
+        )
+        bridge_url = f"http://127.0.0.1:{bridge_port}/registry/sync/search"
+        search_lua = ROOT / "bench" / "search.lua"
+        wrk(bridge_url, 2, 4, search_lua, {"BENCH_IDS": str(id_file)})  # warm up
+        for latency in (0, 5):
+            httpx.post(f"{sim_url}/_sim/faults", json={"latency_ms": latency})
+            gql = f"{sim_url}/graphql"
+            direct_search = wrk(
+                gql, args.seconds, 1, lua, {"BENCH_BODY": search_body, "BENCH_TOKEN": token}
+            )
+            direct_fetch = wrk(
+                gql, args.seconds, 1, lua, {"BENCH_BODY": fetch_body, "BENCH_TOKEN": token}
+            )
+            single = wrk(bridge_url, args.seconds, 1, search_lua, {"BENCH_IDS": str(id_file)})
+            cpu_before = cpu_seconds(bridge.pid)
+            loaded = wrk(
+                bridge_url, args.seconds, args.connections, search_lua, {"BENCH_IDS": str(id_file)}
+            )
+            cpu = cpu_seconds(bridge.pid) - cpu_before
+            rows.append(
+                {
+                    "latency": latency,
+                    "direct_search_p50": direct_search["p50"],
+                    "direct_fetch_p50": direct_fetch["p50"],
+                    "direct_pair_rps": 1000 / (direct_search["p50"] + direct_fetch["p50"]),
+                    "bridge1_p50": single["p50"],
+                    "bridge1_rps": single["rps"],
+                    "added_p50": single["p50"] - direct_search["p50"] - direct_fetch["p50"],
+                    "load_rps": loaded["rps"],
+                    "load_p50": loaded["p50"],
+                    "load_p99": loaded["p99"],
+                    "errors": loaded["errors"] + single["errors"],
+                    "cpu_ms": 1000 * cpu / max(loaded["requests"], 1),
+                    "rss_mb": rss_mb(bridge.pid),
+                }
+            )
+    finally:
+        for proc in (bridge, sim):
+            proc.terminate()
+            proc.wait(timeout=30)
+    print(f"\nBRN sync search via the bridge -> OpenCRVS simulator ({args.persons} persons)")
+    print(
+        f"{'sim ms':>6}{'direct search p50':>19}{'direct fetch p50':>18}{'bridge c=1 p50':>16}"
+        f"{'added p50':>11}{'c=1 rps':>9}{f'c={args.connections} rps':>10}{'p50':>8}{'p99':>8}"
+        f"{'CPU ms/req':>12}{'RSS MB':>8}{'non-2xx':>9}"
+    )
+    for r in rows:
+        print(
+            f"{r['latency']:>6}{r['direct_search_p50']:>19.2f}{r['direct_fetch_p50']:>18.2f}"
+            f"{r['bridge1_p50']:>16.2f}{r['added_p50']:>11.2f}{r['bridge1_rps']:>9.0f}"
+            f"{r['load_rps']:>10.0f}{r['load_p50']:>8.2f}{r['load_p99']:>8.2f}"
+            f"{r['cpu_ms']:>12.2f}{r['rss_mb']:>8.0f}{r['errors']:>9.0f}"
+        )
+    print("targets: bridge CPU <= 1 ms/request, added p50 <= 5 ms, RSS <= 150 MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""One guarded call to OpenCRVS: token, circuit breaker, timeout, and errors as DCI errors.
+
+`Upstream.call(url, body, read)` sends an authenticated JSON POST and hands the answer to
+`read`, which decodes it or raises. A 401 or a GraphQL "Unauthorized" renews the token and
+retries once. Timeouts become `UpstreamTimeoutError` (504), connection failures, 5xx and
+unreadable answers `UpstreamError` (503); they count against the breaker. The daily search
+quota is not an outage: it does not open the breaker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import httpx
+
+from dci_bridge.errors import UpstreamError, UpstreamTimeoutError
+from dci_bridge.upstream.opencrvs.auth import TokenProvider
+from dci_bridge.upstream.opencrvs.breaker import CircuitBreaker
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamAnswer:
+    status: int
+    content: bytes
+
+
+class GraphQLError(UpstreamError):
+    """OpenCRVS answered, but with an error or a shape we cannot read."""
+
+    def __init__(self, message: str, *, unauthorized: bool = False) -> None:
+        super().__init__(message)
+        self.unauthorized = unauthorized
+
+
+class QuotaExceededError(UpstreamError):
+    """OpenCRVS's daily search quota for our integration is used up (retry tomorrow)."""
+
+
+class Upstream:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        tokens: TokenProvider,
+        breaker: CircuitBreaker,
+        *,
+        timeout_s: float,
+    ) -> None:
+        self.http = http
+        self.tokens = tokens
+        self.breaker = breaker
+        self.timeout_s = timeout_s
+        self.graphql = True
+        """v1 GraphQL reports its errors in the body (read them); v2 REST errors are statuses."""
+        self._headers: dict[str, str] = {}
+        self._headers_token = ""
+
+    def _auth_headers(self, token: str) -> dict[str, str]:
+        if token != self._headers_token:
+            self._headers = {
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+            }
+            self._headers_token = token
+        return self._headers
+
+    async def call(self, url: str, body: bytes | None, read: Callable[[UpstreamAnswer], T]) -> T:
+        """POST `body` (GET when None) to `url` with our token; `read` decodes the answer."""
+        stale: str | None = None
+        for attempt in range(2):
+            self.breaker.before()
+            try:
+                token = await (self.tokens.get() if stale is None else self.tokens.renew(stale))
+                headers = self._auth_headers(token)
+                if body is None:
+                    response = await self.http.get(url, headers=headers, timeout=self.timeout_s)
+                else:
+                    response = await self.http.post(
+                        url, content=body, headers=headers, timeout=self.timeout_s
+                    )
+            except httpx.TimeoutException:
+                self.breaker.failure()
+                raise UpstreamTimeoutError(
+                    f"OpenCRVS did not answer within {self.timeout_s:g} s"
+                ) from None
+            except httpx.HTTPError as exc:
+                self.breaker.failure()
+                raise UpstreamError(f"OpenCRVS is unreachable ({type(exc).__name__})") from None
+            except UpstreamError:
+                self.breaker.failure()
+                raise
+            status = response.status_code
+            if status == 401 and attempt == 0:
+                stale = token
+                continue
+            if status >= 500 or status in (401, 403) or (status >= 400 and not self.graphql):
+                self.breaker.failure()
+                raise UpstreamError(f"OpenCRVS answered HTTP {status}")
+            try:
+                result = read(UpstreamAnswer(status, response.content))
+            except QuotaExceededError:
+                self.breaker.success()
+                raise
+            except GraphQLError as exc:
+                if exc.unauthorized and attempt == 0:
+                    stale = token
+                    continue
+                self.breaker.failure()
+                raise
+            self.breaker.success()
+            return result
+        raise UpstreamError("OpenCRVS refused a freshly issued token")  # pragma: no cover
