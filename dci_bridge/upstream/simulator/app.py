@@ -489,7 +489,7 @@ class OpenCrvsSimulator:
             try:
                 self.hook_url = str(request.json().get("url") or "")
             except (msgspec.DecodeError, AttributeError):
-                return json_response(400, {"error": "body must be {\"url\": ...}"})
+                return json_response(400, {"error": 'body must be {"url": ...}'})
             return json_response(200, {"url": self.hook_url})
         if name == "expire-tokens" and request.method == "POST":
             self.tokens.expire_all()
