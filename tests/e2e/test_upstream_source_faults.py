@@ -14,13 +14,11 @@ import httpx
 import msgspec
 import pytest
 
-from dci_bridge.api.app import create_app
 from dci_bridge.records.seed import known_persons
 from dci_bridge.upstream.simulator import SEARCH_CLIENT
 from tests.dci_assertions import assert_dci_error
 from tests.e2e.conftest import envelope, item
-from tests.e2e.test_upstream_source_parity import opencrvs_settings
-from tests.servers import serve_asgi
+from tests.e2e.test_upstream_source_parity import LiveBridge, opencrvs_settings, serve_bridge
 from tests.simulators import SEED, RunningSimulator, running_simulator
 
 KNOWN = known_persons(SEED)
@@ -45,17 +43,18 @@ def _bridge(sim: RunningSimulator, tmp_path: Path, **upstream: Any) -> Any:
     settings = opencrvs_settings(
         sim.url,
         f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
+        tmp_path,
         **{k: str(v) for k, v in upstream.items()},
     )
-    return serve_asgi(create_app(settings))
+    return serve_bridge(settings)
 
 
-def _search(base: str) -> httpx.Response:
-    return httpx.post(f"{base}/registry/sync/search", json=envelope(BRN_SEARCH), timeout=30)
+def _search(bridge: LiveBridge) -> httpx.Response:
+    return bridge.http.post("/registry/sync/search", json=envelope(BRN_SEARCH))
 
 
-def _ok(base: str) -> None:
-    answer = _search(base)
+def _ok(bridge: LiveBridge) -> None:
+    answer = _search(bridge)
     assert answer.status_code == 200, answer.text[:300]
     records = answer.json()["message"]["search_response"][0]["data"]["reg_records"]
     assert len(records) == 1
@@ -129,7 +128,7 @@ def test_wrong_credentials_are_a_503_not_a_hang(sim: RunningSimulator, tmp_path:
     with _bridge(sim, tmp_path, client_secret="wrong") as base:
         body = assert_dci_error(_search(base), 503, "err.service.unavailable", style="sync")
         assert "credentials" in body["errors"][0]["message"]
-        ready = httpx.get(f"{base}/ready", timeout=10)
+        ready = httpx.get(f"{base.url}/ready", timeout=10)
         assert ready.status_code == 503
 
 
@@ -153,6 +152,6 @@ def test_breaker_opens_and_fails_fast(sim: RunningSimulator, tmp_path: Path) -> 
         assert_dci_error(_search(base), 503, "err.service.unavailable", style="sync")
         body = assert_dci_error(_search(base), 503, "err.service.unavailable", style="sync")
         assert "circuit breaker" in body["errors"][0]["message"]
-        assert httpx.get(f"{base}/ready", timeout=10).status_code == 503
+        assert httpx.get(f"{base.url}/ready", timeout=10).status_code == 503
         time.sleep(3.1)  # the breaker's reset time passes (real time: a real server)
         _ok(base)

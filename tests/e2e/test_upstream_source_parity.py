@@ -8,7 +8,10 @@ times. Queries the OpenCRVS source cannot answer are refused per item, never ans
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +22,7 @@ from dci_bridge.api.app import create_app
 from dci_bridge.records.seed import KnownPersons, known_persons
 from dci_bridge.settings import Settings
 from dci_bridge.upstream.simulator import SEARCH_CLIENT
-from tests.e2e.conftest import PERSONS, SEED, envelope, item
+from tests.e2e.conftest import PERSONS, SEED, envelope, item, sender_for
 from tests.servers import serve_asgi
 from tests.simulators import RunningSimulator, running_simulator
 
@@ -28,9 +31,28 @@ KNOWN = known_persons(SEED)
 UNLIMITED = msgspec.structs.replace(SEARCH_CLIENT, daily_quota=10**9)
 
 
-def opencrvs_settings(sim_url: str, database_url: str, **upstream: str) -> Settings:
+@dataclass
+class LiveBridge:
+    url: str
+    http: httpx.Client
+    """Authenticates and signs like the registered client `spp.example.org`."""
+
+
+@contextlib.contextmanager
+def serve_bridge(settings: Settings) -> Iterator[LiveBridge]:
+    """The bridge over real loopback HTTP, with a registered client (security helpers)."""
+    sender = sender_for(settings.database_url)
+    with (
+        serve_asgi(create_app(settings)) as base,
+        sender.authenticated(base, timeout=30) as http,
+    ):
+        yield LiveBridge(base, http)
+
+
+def opencrvs_settings(sim_url: str, database_url: str, data_dir: Path, **upstream: str) -> Settings:
     env = {
         "DCI_BRIDGE_DATABASE__URL": database_url,
+        "DCI_BRIDGE_DATA_DIR": str(data_dir),
         "DCI_BRIDGE_UPSTREAM__SOURCE": "opencrvs",
         "DCI_BRIDGE_UPSTREAM__AUTH_URL": sim_url,
         "DCI_BRIDGE_UPSTREAM__GATEWAY_URL": sim_url,
@@ -51,16 +73,21 @@ def sim() -> Iterator[RunningSimulator]:
 @pytest.fixture(scope="module")
 def bridges(
     sim: RunningSimulator, seeded_sqlite_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    own_db = f"sqlite:///{tmp_path_factory.mktemp('bridge') / 'state.sqlite3'}"
-    embedded = Settings.from_env({"DCI_BRIDGE_DATABASE__URL": seeded_sqlite_url})
-    live = opencrvs_settings(sim.url, own_db)
-    with serve_asgi(create_app(embedded)) as a, serve_asgi(create_app(live)) as b:
+) -> Iterator[dict[str, LiveBridge]]:
+    folder = tmp_path_factory.mktemp("bridge")
+    embedded = Settings.from_env(
+        {
+            "DCI_BRIDGE_DATABASE__URL": seeded_sqlite_url,
+            "DCI_BRIDGE_DATA_DIR": str(tmp_path_factory.mktemp("embedded")),
+        }
+    )
+    live = opencrvs_settings(sim.url, f"sqlite:///{folder / 'state.sqlite3'}", folder)
+    with serve_bridge(embedded) as a, serve_bridge(live) as b:
         yield {"embedded": a, "opencrvs": b}
 
 
-def ask(base: str, *items: dict[str, Any]) -> dict[str, Any]:
-    response = httpx.post(f"{base}{SEARCH}", json=envelope(*items), timeout=30)
+def ask(bridge: LiveBridge, *items: dict[str, Any]) -> dict[str, Any]:
+    response = bridge.http.post(SEARCH, json=envelope(*items))
     assert response.status_code == 200, response.text[:500]
     body: dict[str, Any] = response.json()
     return body
@@ -138,7 +165,7 @@ CASES = _cases(KNOWN)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_both_sources_give_the_same_answer(bridges: dict[str, str], case: str) -> None:
+def test_both_sources_give_the_same_answer(bridges: dict[str, LiveBridge], case: str) -> None:
     request = CASES[case]
     expected = answers(ask(bridges["embedded"], request))
     got = answers(ask(bridges["opencrvs"], request))
@@ -146,7 +173,7 @@ def test_both_sources_give_the_same_answer(bridges: dict[str, str], case: str) -
     assert expected[0]["status"] == "succ"
 
 
-def test_uin_answer_aggregates_every_event_of_the_person(bridges: dict[str, str]) -> None:
+def test_uin_answer_aggregates_every_event_of_the_person(bridges: dict[str, LiveBridge]) -> None:
     (answer,) = answers(ask(bridges["opencrvs"], _idtype("UIN", KNOWN.bride_uin)))
     (person,) = answer["data"]["reg_records"]
     ids = {(i["identifier_type"], i["identifier_value"]) for i in person["identifier"]}
@@ -154,7 +181,7 @@ def test_uin_answer_aggregates_every_event_of_the_person(bridges: dict[str, str]
     assert person["marital_status"] == "M"
 
 
-def test_a_batch_of_both_kinds_answers_item_by_item(bridges: dict[str, str]) -> None:
+def test_a_batch_of_both_kinds_answers_item_by_item(bridges: dict[str, LiveBridge]) -> None:
     items = [
         {**_idtype("BRN", KNOWN.child_brn), "reference_id": "a"},
         {
@@ -192,7 +219,7 @@ def test_a_batch_of_both_kinds_answers_item_by_item(bridges: dict[str, str]) -> 
     ],
 )
 def test_what_opencrvs_cannot_answer_is_refused(
-    bridges: dict[str, str], request_item: dict[str, Any], reason: str
+    bridges: dict[str, LiveBridge], request_item: dict[str, Any], reason: str
 ) -> None:
     (answer,) = answers(ask(bridges["opencrvs"], request_item))
     assert answer["status"] == "rjct"
@@ -201,7 +228,7 @@ def test_what_opencrvs_cannot_answer_is_refused(
 
 
 def test_attribute_search_pages_are_fetched_no_more(
-    bridges: dict[str, str], sim: RunningSimulator
+    bridges: dict[str, LiveBridge], sim: RunningSimulator
 ) -> None:
     request = _expr(f"surname = '{KNOWN.child_surname}'", reg_event_type="LiveBirth")
     request["search_criteria"]["pagination"] = {"page_size": 3, "page_number": 2}
@@ -216,7 +243,9 @@ def test_attribute_search_pages_are_fetched_no_more(
         assert person["name"]["surname"].lower() == KNOWN.child_surname.lower()
 
 
-def test_many_persons_agree_by_uin_and_brn(bridges: dict[str, str], seeded_sqlite_url: str) -> None:
+def test_many_persons_agree_by_uin_and_brn(
+    bridges: dict[str, LiveBridge], seeded_sqlite_url: str
+) -> None:
     """A sweep: the first persons of the population, by every UIN and BRN they hold."""
     import sqlalchemy as sa
 
@@ -239,7 +268,7 @@ def test_many_persons_agree_by_uin_and_brn(bridges: dict[str, str], seeded_sqlit
         )
 
 
-def test_readiness_reports_the_upstream(bridges: dict[str, str]) -> None:
-    answer = httpx.get(f"{bridges['opencrvs']}/ready", timeout=10)
+def test_readiness_reports_the_upstream(bridges: dict[str, LiveBridge]) -> None:
+    answer = httpx.get(f"{bridges['opencrvs'].url}/ready", timeout=10)
     assert answer.status_code == 200, answer.text
     assert "upstream" in answer.text

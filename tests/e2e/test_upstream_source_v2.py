@@ -13,11 +13,17 @@ import httpx
 import msgspec
 import pytest
 
-from dci_bridge.api.app import create_app
 from dci_bridge.records.seed import known_persons
 from dci_bridge.upstream.simulator import SEARCH_CLIENT
 from tests.e2e.conftest import PERSONS, SEED, item
-from tests.e2e.test_upstream_source_parity import CASES, answers, ask, opencrvs_settings
+from tests.e2e.test_upstream_source_parity import (
+    CASES,
+    LiveBridge,
+    answers,
+    ask,
+    opencrvs_settings,
+    serve_bridge,
+)
 from tests.servers import serve_asgi
 from tests.simulators import RunningSimulator, WebhookReceiver, running_simulator
 
@@ -46,24 +52,23 @@ def sims() -> Iterator[tuple[RunningSimulator, RunningSimulator]]:
 @pytest.fixture(scope="module")
 def bridges(
     sims: tuple[RunningSimulator, RunningSimulator], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
+) -> Iterator[dict[str, LiveBridge]]:
     v1, v2 = sims
-    db1 = f"sqlite:///{tmp_path_factory.mktemp('v1') / 'state.sqlite3'}"
-    db2 = f"sqlite:///{tmp_path_factory.mktemp('v2') / 'state.sqlite3'}"
-    s1 = opencrvs_settings(v1.url, db1)
-    s2 = opencrvs_settings(v2.url, db2, generation="v2")
-    with serve_asgi(create_app(s1)) as a, serve_asgi(create_app(s2)) as b:
+    f1, f2 = tmp_path_factory.mktemp("v1"), tmp_path_factory.mktemp("v2")
+    s1 = opencrvs_settings(v1.url, f"sqlite:///{f1 / 'state.sqlite3'}", f1)
+    s2 = opencrvs_settings(v2.url, f"sqlite:///{f2 / 'state.sqlite3'}", f2, generation="v2")
+    with serve_bridge(s1) as a, serve_bridge(s2) as b:
         yield {"v1": a, "v2": b}
 
 
 @pytest.mark.parametrize("case", SAME_AS_V1)
-def test_v2_answers_like_v1(bridges: dict[str, str], case: str) -> None:
+def test_v2_answers_like_v1(bridges: dict[str, LiveBridge], case: str) -> None:
     expected = answers(ask(bridges["v1"], CASES[case]))
     assert answers(ask(bridges["v2"], CASES[case])) == expected
     assert expected[0]["status"] == "succ"
 
 
-def test_v2_uin_search_finds_births_and_deaths(bridges: dict[str, str]) -> None:
+def test_v2_uin_search_finds_births_and_deaths(bridges: dict[str, LiveBridge]) -> None:
     (answer,) = answers(
         ask(bridges["v2"], item("idtype-value", {"type": "UIN", "value": KNOWN.mother_uin}))
     )
@@ -71,7 +76,7 @@ def test_v2_uin_search_finds_births_and_deaths(bridges: dict[str, str]) -> None:
     assert {"identifier_type": "UIN", "identifier_value": KNOWN.mother_uin} in person["identifier"]
 
 
-def test_v2_refuses_marriages_and_sorting(bridges: dict[str, str]) -> None:
+def test_v2_refuses_marriages_and_sorting(bridges: dict[str, LiveBridge]) -> None:
     (answer,) = answers(
         ask(bridges["v2"], item("idtype-value", {"type": "MRN", "value": KNOWN.married_mrn}))
     )
