@@ -284,8 +284,18 @@ class SecurityService:
 
     # --- admission ----------------------------------------------------------------------------
 
-    async def admit(self, authorization: str | None, body: bytes, *, scope: str) -> Admission:
-        """Check a registry request end to end (see the module docstring); raises `DciError`."""
+    async def admit(
+        self,
+        authorization: str | None,
+        body: bytes,
+        *,
+        scope: str,
+        encryption: bool = True,
+    ) -> Admission:
+        """Check a registry request end to end (see the module docstring); raises `DciError`.
+
+        `encryption=False` refuses encrypted messages (`err.encryption.invalid`): for
+        endpoints whose answers cannot be encrypted yet (async callbacks)."""
         claims = None
         if self.enabled:
             self.refresh_keys()
@@ -293,6 +303,8 @@ class SecurityService:
         raw, header = decode_envelope(body)
         if not self.enabled:
             message = bytes(raw.message)
+            if header.is_msg_encrypted and not encryption:
+                raise EncryptionError("encrypted messages are accepted on the sync endpoints only")
             if header.is_msg_encrypted:
                 message = self._decrypt(raw.message)
             return Admission(header, message, None, None, None, header.is_msg_encrypted)
@@ -313,6 +325,10 @@ class SecurityService:
         verified = verify_envelope(raw.signature, raw.header, raw.message, keys, clock=self.clock)
         await self.replay.accept(sender.sender_id, header.message_id, header.message_ts)
         message = bytes(raw.message)
+        if header.is_msg_encrypted and not encryption:
+            raise EncryptionError(
+                "encrypted messages are accepted on the sync endpoints only", path="$.header"
+            )
         if header.is_msg_encrypted:
             if keys.encryption_key() is None:
                 raise EncryptionError(

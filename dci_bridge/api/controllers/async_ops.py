@@ -69,7 +69,7 @@ class AsyncController(Controller):
     async def search(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         require_json(request)
         state: BridgeState = request.app.state.bridge
-        admission = await admit(request, scope=SCOPE_SEARCH)
+        admission = await admit(request, scope=SCOPE_SEARCH, encryption=False)
         header = admission.header
         note_message(request, header)
         message = decode_action(header, admission.message, "search")
@@ -91,7 +91,7 @@ class AsyncController(Controller):
     async def txn_status(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         require_json(request)
         state: BridgeState = request.app.state.bridge
-        admission = await admit(request, scope=SCOPE_TXN_STATUS)
+        admission = await admit(request, scope=SCOPE_TXN_STATUS, encryption=False)
         header = admission.header
         note_message(request, header)
         message = decode_action(header, admission.message, "txn-status")
