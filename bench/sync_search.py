@@ -1,8 +1,12 @@
 """Sync search throughput: the bridge vs a bare Litestar endpoint, side by side in one run.
 
-Both run under the same production server settings (uvicorn, one worker); wrk loads them from
-a second process over loopback with 16 connections, alternating rounds so machine noise hits
-both. Prints requests/s, p50 and p99 for each and the ratio. Needs `wrk` (Debian package).
+Three servers under the same production settings (uvicorn, one worker each): the bare
+endpoint, the bridge with message security off (`DCI_BRIDGE_SECURITY__ENABLED=false`: no
+token, no signature, no replay guard) and the bridge as deployed (bearer token, Ed25519
+request signature verified, replay guard write, response signed). wrk loads them from a
+second process over loopback with 16 connections, alternating rounds so machine noise hits
+all three. The signed requests are signed beforehand (wrk cannot sign), each with its own
+message_id. Prints requests/s, p50 and p99 and the ratios. Needs `wrk` (Debian package).
 
     python bench/sync_search.py [--persons 50000] [--seconds 10] [--rounds 2]
 """
@@ -84,8 +88,16 @@ def parse_wrk(text: str) -> dict[str, float]:
     }
 
 
-def run_wrk(port: int, seconds: int, connections: int, ids: Path) -> dict[str, float]:
-    env = {**os.environ, "BENCH_IDS": str(ids)}
+def run_wrk(
+    port: int,
+    seconds: int,
+    connections: int,
+    ids: Path,
+    *,
+    script: str = "search.lua",
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, float]:
+    env = {**os.environ, "BENCH_IDS": str(ids), **(extra_env or {})}
     out = subprocess.run(
         [
             "wrk",
@@ -94,7 +106,7 @@ def run_wrk(port: int, seconds: int, connections: int, ids: Path) -> dict[str, f
             f"-d{seconds}s",
             "--latency",
             "-s",
-            str(ROOT / "bench" / "search.lua"),
+            str(ROOT / "bench" / script),
             f"http://127.0.0.1:{port}/registry/sync/search",
         ],
         capture_output=True,
@@ -103,6 +115,92 @@ def run_wrk(port: int, seconds: int, connections: int, ids: Path) -> dict[str, f
         check=True,
     )
     return parse_wrk(out.stdout)
+
+
+SENDER = "bench.example.org"
+
+
+def register_client(store: Path) -> tuple[object, str]:
+    """The benchmark's DCI client (Ed25519 key), registered in the store; returns its signing
+    key and client secret."""
+    from dci_bridge.clock import SystemClock
+    from dci_bridge.crypto.jwk import generate_signing_key
+    from dci_bridge.db.engine import migrate
+    from dci_bridge.registry.senders import SenderRegistry
+
+    url = f"sqlite:///{store}"
+    migrate(url)
+    key = generate_signing_key("EdDSA", clock=SystemClock())
+    jwks = {"keys": [dict(key.public.jwk)]}
+    registry = SenderRegistry.from_url(url)
+    try:
+        if registry.get(SENDER) is None:
+            _, secret = registry.register(SENDER, jwks=jwks)
+        else:
+            registry.update(SENDER, jwks=jwks, enabled=True)
+            secret = registry.rotate_secret(SENDER)
+    finally:
+        registry.close()
+    return key, secret
+
+
+def fetch_token(port: int, secret: str) -> str:
+    import httpx
+
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/oauth2/client/token",
+        data={"grant_type": "client_credentials", "client_id": SENDER, "client_secret": secret},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+def signed_bodies(key: object, ids: Path, count: int, tag: str) -> Path:
+    """`count` signed search requests, one per line, each with a fresh message_id."""
+    import datetime as dt
+
+    import msgspec
+
+    from dci_bridge.clock import isoformat_z
+    from dci_bridge.crypto import sign_envelope
+
+    values = ids.read_text().split()
+    now = isoformat_z(dt.datetime.now(dt.UTC))
+    target = DATA / f"signed-{tag}.txt"
+    encode = msgspec.json.encode
+    with target.open("wb") as out:
+        for n in range(count):
+            header = encode(
+                {
+                    "version": "1.0.0",
+                    "message_id": f"b-{tag}-{n}",
+                    "message_ts": now,
+                    "action": "search",
+                    "sender_id": SENDER,
+                    "total_count": 1,
+                }
+            )
+            message = encode(
+                {
+                    "transaction_id": "t",
+                    "search_request": [
+                        {
+                            "reference_id": "r",
+                            "timestamp": now,
+                            "search_criteria": {
+                                "reg_type": "ns:org:RegistryType:Civil",
+                                "query_type": "idtype-value",
+                                "query": {"type": "BRN", "value": values[n % len(values)]},
+                            },
+                        }
+                    ],
+                }
+            )
+            signature = sign_envelope(header, message, key, "jws")  # type: ignore[arg-type]
+            out.write(b'{"signature":' + encode(signature) + b',"header":' + header)
+            out.write(b',"message":' + message + b"}\n")
+    return target
 
 
 def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -115,43 +213,70 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--max-rps", type=int, default=4000, help="signed bodies prepared per second of a run"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     store = ensure_store(args.persons)
     ids = write_ids(store)
-    bridge_port, bare_port = free_port(), free_port()
+    key, secret = register_client(store)
+    bridge_port, signed_port, bare_port = free_port(), free_port(), free_port()
     env = {**os.environ, "DCI_BRIDGE_DATABASE__URL": f"sqlite:///{store}"}
     python = sys.executable
-    procs = [
-        start(
-            [python, "-m", "dci_bridge", "serve", "--port", str(bridge_port), "--workers", "1"], env
-        ),
-        start(
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "bench.bare_app:create",
-                "--port",
-                str(bare_port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            {**env, "PYTHONPATH": str(ROOT)},
-        ),
-    ]
+    serve = [python, "-m", "dci_bridge", "serve", "--workers", "1", "--port"]
+    signed_env = {
+        **env,
+        "DCI_BRIDGE_DATA_DIR": str(DATA / "bridge-data"),
+        "DCI_BRIDGE_SECURITY__TOKEN_TTL_S": "3600",
+        "DCI_BRIDGE_LOG__LEVEL": "warning",
+    }
+    unsigned_env = {
+        **signed_env,
+        "DCI_BRIDGE_SECURITY__ENABLED": "false",
+        "DCI_BRIDGE_DATABASE__MIGRATE_ON_START": "false",
+    }
+    procs = [start([*serve, str(signed_port)], signed_env)]
     try:
+        wait_port(signed_port)  # migrated: the second bridge need not
+        procs.append(start([*serve, str(bridge_port)], unsigned_env))
+        procs.append(
+            start(
+                [
+                    python,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "bench.bare_app:create",
+                    "--port",
+                    str(bare_port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                {**env, "PYTHONPATH": str(ROOT)},
+            )
+        )
         wait_port(bridge_port)
         wait_port(bare_port)
+        token = fetch_token(signed_port, secret)
+
+        def signed_run(seconds: int, tag: str) -> dict[str, float]:
+            bodies = signed_bodies(key, ids, seconds * args.max_rps, tag)
+            extra = {"BENCH_BODIES": str(bodies), "BENCH_TOKEN": token}
+            return run_wrk(
+                signed_port, seconds, args.connections, ids, script="signed.lua", extra_env=extra
+            )
+
         for port in (bridge_port, bare_port):  # warm up
             run_wrk(port, 2, args.connections, ids)
-        results: dict[str, list[dict[str, float]]] = {"bare": [], "bridge": []}
-        for _ in range(args.rounds):
+        signed_run(2, f"warm-{os.getpid()}")
+        results: dict[str, list[dict[str, float]]] = {"bare": [], "bridge": [], "signed": []}
+        for n in range(args.rounds):
             results["bare"].append(run_wrk(bare_port, args.seconds, args.connections, ids))
             results["bridge"].append(run_wrk(bridge_port, args.seconds, args.connections, ids))
+            results["signed"].append(signed_run(args.seconds, f"{os.getpid()}-{n}"))
     finally:
         for proc in procs:
             proc.terminate()
@@ -160,15 +285,22 @@ def main() -> None:
     def best(name: str) -> dict[str, float]:
         return max(results[name], key=lambda r: r["rps"])
 
-    bare, bridge = best("bare"), best("bridge")
+    bare, bridge, signed = best("bare"), best("bridge"), best("signed")
     print(
         f"\nsync search, {args.persons} persons, SQLite, {args.connections} connections, "
         f"best of {args.rounds} x {args.seconds}s rounds"
     )
-    print(f"{'endpoint':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
-    for label, r in (("bare Litestar (fixed JSON)", bare), ("bridge (BRN look-up)", bridge)):
-        print(f"{label:<28}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['errors']:>10.0f}")
+    print(f"{'endpoint':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
+    rows = (
+        ("bare Litestar (fixed JSON)", bare),
+        ("bridge, security off", bridge),
+        ("bridge, token + Ed25519 signed", signed),
+    )
+    for label, r in rows:
+        print(f"{label:<34}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['errors']:>10.0f}")
     print(f"ratio bridge/bare: {bridge['rps'] / bare['rps']:.2f}  (target >= 0.30, p99 <= 30 ms)")
+    print(f"ratio signed/unsigned: {signed['rps'] / bridge['rps']:.2f}")
+    print(f"ratio signed/bare: {signed['rps'] / bare['rps']:.2f}  (target >= 0.12)")
 
 
 if __name__ == "__main__":

@@ -6,21 +6,24 @@ the window the pair (sender_id, message_id) is recorded in `seen_message` with
 check anyway, so its row can go: pruning deletes expired rows at most once per
 `prune_every_s`, on the request path, in the same thread hop as the insert.
 
-The insert is one `INSERT ... ON CONFLICT DO NOTHING RETURNING` (one statement, one short write
-transaction); a conflict means the id was seen before: `DuplicateMessageError` (HTTP 409,
-`rjct.message_id.duplicate`). The database is the source of truth, so several workers and
-replicas sharing it reject a replay sent to any of them.
+Ids go in with `INSERT ... ON CONFLICT DO NOTHING RETURNING`; a conflict means the id was
+seen before: `DuplicateMessageError` (HTTP 409, `rjct.message_id.duplicate`). The writes are
+group-committed: while one transaction runs in a worker thread, the ids of requests arriving
+meanwhile queue up and go into the next transaction together, so concurrent requests share
+one commit (SQLite has a single writer; a commit per request would serialise them). The
+database is the source of truth, so several workers and replicas sharing it reject a replay
+sent to any of them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from typing import Any, Final
 
 import anyio.to_thread
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from dci_bridge.clock import Clock
 from dci_bridge.db.engine import begin_write
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 
 _TABLE: Final[sa.Table] = SeenMessage.__table__  # type: ignore[attr-defined]
 DEFAULT_PRUNE_EVERY_S: Final = 60.0
+_CHUNK: Final = 200
+"""Most ids per INSERT statement (SQLite allows 32766 parameters)."""
 
 
 def parse_message_ts(text: str) -> dt.datetime | None:
@@ -67,18 +72,12 @@ class ReplayGuard:
         self.window = dt.timedelta(seconds=window_s)
         self.prune_every = dt.timedelta(seconds=prune_every_s)
         self._next_prune: dt.datetime | None = None
-        dialect = engine.dialect.name
-        self._insert: Any
-        if dialect == "postgresql":
-            self._insert = (
-                postgresql.insert(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.message_id)
-            )
-        elif dialect == "sqlite":
-            self._insert = (
-                sqlite.insert(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.message_id)
-            )
-        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-            raise ValueError(f"unsupported database {dialect}")
+        self._pending: list[tuple[tuple[str, str, dt.datetime], asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._dialect = engine.dialect.name
+        if self._dialect not in {"sqlite", "postgresql"}:  # pragma: no cover
+            raise ValueError(f"unsupported database {self._dialect}")
+        self._sql_cache: dict[int, str] = {}
 
     def check_window(self, message_ts: str) -> dt.datetime:
         """The parsed `message_ts`; raises `RequestError` (rjct.message_ts.invalid) when it is
@@ -105,37 +104,96 @@ class ReplayGuard:
             raise RequestError(
                 "message_id is longer than 99 characters", path="$.header.message_id"
             )
-        now = self.clock.now()
-        prune = self._next_prune is None or now >= self._next_prune
-        if prune:
-            self._next_prune = now + self.prune_every
-        fresh = await anyio.to_thread.run_sync(
-            self._record,
-            sender_id,
-            message_id,
-            (moment + self.window).astimezone(dt.UTC),  # SQLite stores the wall time only
-            now if prune else None,
-        )
-        if not fresh:
+        expires_at = (moment + self.window).astimezone(dt.UTC)  # SQLite keeps wall time only
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append(((sender_id, message_id, expires_at), future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        if not await future:
             raise DuplicateMessageError(
                 "this sender already sent a message with this message_id",
                 path="$.header.message_id",
             )
 
+    async def _flush(self) -> None:
+        """Write what is pending in one transaction, again until nothing is (group commit:
+        requests arriving during a write share the next one)."""
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                now = self.clock.now()
+                prune = self._next_prune is None or now >= self._next_prune
+                if prune:
+                    self._next_prune = now + self.prune_every
+                rows = [row for row, _ in batch]
+                try:
+                    fresh = await anyio.to_thread.run_sync(
+                        self._record_many, rows, now if prune else None
+                    )
+                except BaseException as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_, future), accepted in zip(batch, fresh, strict=True):
+                    if not future.done():
+                        future.set_result(accepted)
+        finally:
+            self._flusher = None
+
     def _record(
         self, sender_id: str, message_id: str, expires_at: dt.datetime, prune_before: Any
     ) -> bool:
+        return self._record_many([(sender_id, message_id, expires_at)], prune_before)[0]
+
+    def _record_many(
+        self, rows: list[tuple[str, str, dt.datetime]], prune_before: dt.datetime | None
+    ) -> list[bool]:
+        """Insert the ids in one transaction; which of them were new. One multi-row
+        `INSERT ... ON CONFLICT DO NOTHING RETURNING` per chunk, sent as driver SQL: on the
+        hot path SQLAlchemy's per-statement work would cost more than the write itself."""
+        first: dict[tuple[str, str], int] = {}
+        for index, (sender_id, message_id, _) in enumerate(rows):
+            first.setdefault((sender_id, message_id), index)  # a repeat in the batch is a replay
+        unique = [rows[index] for index in first.values()]
+        inserted: set[tuple[str, str]] = set()
         with begin_write(self.engine) as conn:
-            result = conn.execute(
-                self._insert,
-                {"sender_id": sender_id, "message_id": message_id, "expires_at": expires_at},
-            )
-            fresh = result.first() is not None  # rowcount is -1 with psycopg here
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                params: list[Any] = []
+                for sender_id, message_id, expires_at in chunk:
+                    params += (sender_id, message_id, self._time(expires_at))
+                sql = self._insert_sql(len(chunk))
+                result = conn.exec_driver_sql(sql, tuple(params))
+                inserted.update((row[0], row[1]) for row in result)
             if prune_before is not None:
                 pruned = conn.execute(_TABLE.delete().where(_TABLE.c.expires_at < prune_before))
                 if pruned.rowcount:
                     log.debug("replay guard pruned %d message ids", pruned.rowcount)
-        return fresh
+        return [
+            first[(sender_id, message_id)] == index and (sender_id, message_id) in inserted
+            for index, (sender_id, message_id, _) in enumerate(rows)
+        ]
+
+    def _insert_sql(self, count: int) -> str:
+        sql = self._sql_cache.get(count)
+        if sql is None:
+            mark = "?" if self._dialect == "sqlite" else "%s"
+            values = ", ".join([f"({mark}, {mark}, {mark})"] * count)
+            sql = (
+                "INSERT INTO seen_message (sender_id, message_id, expires_at) VALUES "  # noqa: S608
+                f"{values} ON CONFLICT DO NOTHING RETURNING sender_id, message_id"
+            )
+            if len(self._sql_cache) < 64:
+                self._sql_cache[count] = sql
+        return sql
+
+    def _time(self, moment: dt.datetime) -> Any:
+        if self._dialect == "sqlite":  # the text SQLAlchemy's DateTime stores on SQLite
+            return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return moment
 
     def prune(self) -> int:
         """Delete every expired id now; returns how many (housekeeping, tests)."""

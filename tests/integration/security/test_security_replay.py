@@ -1,0 +1,95 @@
+"""The replay guard on SQLite and PostgreSQL: once per (sender, message id), window, pruning,
+group commit of concurrent requests."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from dci_bridge.clock import FixedClock, isoformat_z
+from dci_bridge.db.engine import create_sync_engine, migrate
+from dci_bridge.errors import DuplicateMessageError, RequestError
+from dci_bridge.registry.replay import ReplayGuard, parse_message_ts
+
+START = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def guard(database_url):
+    migrate(database_url)
+    engine = create_sync_engine(database_url)
+    yield ReplayGuard(engine, clock=FixedClock(START), window_s=300, prune_every_s=60)
+    engine.dispose()
+
+
+def _ts(offset_s: float = 0) -> str:
+    return isoformat_z(START + dt.timedelta(seconds=offset_s))
+
+
+def _count(guard: ReplayGuard) -> int:
+    with guard.engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM seen_message")).scalar_one())
+
+
+@pytest.mark.anyio
+async def test_each_message_id_once_per_sender(guard):
+    await guard.accept("a", "m1", _ts())
+    with pytest.raises(DuplicateMessageError) as info:
+        await guard.accept("a", "m1", _ts(10))
+    assert info.value.http_status == 409
+    assert info.value.reason == "rjct.message_id.duplicate"
+    await guard.accept("b", "m1", _ts())  # another sender's m1 is another message
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("offset_s", [-301, 301, -3600, 86_400])
+async def test_message_ts_outside_the_window(guard, offset_s):
+    with pytest.raises(RequestError) as info:
+        await guard.accept("a", f"m{offset_s}", _ts(offset_s))
+    assert info.value.reason == "rjct.message_ts.invalid"
+    assert info.value.path == "$.header.message_ts"
+    assert _count(guard) == 0
+
+
+@pytest.mark.anyio
+async def test_window_edges_and_offsets(guard):
+    await guard.accept("a", "past", _ts(-300))
+    await guard.accept("a", "future", _ts(300))
+    await guard.accept(
+        "a", "offset", START.astimezone(dt.timezone(dt.timedelta(hours=5))).isoformat()
+    )
+    await guard.accept("a", "leap", "2026-11-23T09:59:60Z")
+
+
+@pytest.mark.anyio
+async def test_concurrent_requests_share_commits_and_replays_in_a_batch_lose(guard):
+    results = await asyncio.gather(
+        *(guard.accept("a", f"c{n % 30}", _ts()) for n in range(60)), return_exceptions=True
+    )
+    accepted = [r for r in results if r is None]
+    refused = [r for r in results if isinstance(r, DuplicateMessageError)]
+    assert len(accepted) == 30
+    assert len(refused) == 30
+    assert _count(guard) == 30
+
+
+@pytest.mark.anyio
+async def test_expired_ids_are_pruned(guard):
+    clock: FixedClock = guard.clock
+    await guard.accept("a", "old", _ts())
+    clock.advance(601)  # old's message_ts + window is now past
+    await guard.accept("a", "new", _ts(601))
+    assert _count(guard) == 1
+    clock.advance(1000)
+    assert guard.prune() == 1
+    assert _count(guard) == 0
+
+
+def test_parse_message_ts():
+    assert parse_message_ts("2026-11-23t10:00:00z") == START
+    assert parse_message_ts("2026-11-23T15:30:00+05:30") == START
+    assert parse_message_ts("2026-11-23T10:00:00.123456789Z") is not None
+    assert parse_message_ts("not a time") is None
