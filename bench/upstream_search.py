@@ -111,6 +111,9 @@ def main() -> None:
         "DCI_BRIDGE_UPSTREAM__CLIENT_ID": SEARCH_CLIENT.client_id,
         "DCI_BRIDGE_UPSTREAM__CLIENT_SECRET": SEARCH_CLIENT.client_secret,
         "DCI_BRIDGE_LOG__LEVEL": "warning",
+        # wrk cannot sign: requests are unsigned (security's own cost: bench/crypto_costs.py)
+        "DCI_BRIDGE_SECURITY__ENABLED": "false",
+        "DCI_BRIDGE_DATA_DIR": str(DATA / "upstream-bridge-data"),
     }
     bridge = subprocess.Popen(
         [python, "-m", "dci_bridge", "serve", "--port", str(bridge_port), "--workers", "1"],

@@ -14,10 +14,10 @@ import base64
 import time
 from collections.abc import Callable
 
-import httpx
 import msgspec
 
 from dci_bridge.errors import UpstreamError
+from dci_bridge.upstream.opencrvs.http import UpstreamHttp
 
 
 class _Claims(msgspec.Struct):
@@ -44,7 +44,7 @@ class TokenProvider:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: UpstreamHttp,
         *,
         auth_url: str,
         client_id: str,
@@ -96,14 +96,17 @@ class TokenProvider:
 
     async def _obtain(self) -> str:
         if self._legacy:
-            request = self._http.build_request(
+            status, content = await self._http.request(
                 "POST",
                 f"{self._auth_url}/authenticateSystemClient",
-                json={"client_id": self._client_id, "client_secret": self._client_secret},
-                timeout=self._timeout_s,
+                body=msgspec.json.encode(
+                    {"client_id": self._client_id, "client_secret": self._client_secret}
+                ),
+                headers={"Content-Type": "application/json"},
+                timeout_s=self._timeout_s,
             )
         else:
-            request = self._http.build_request(
+            status, content = await self._http.request(
                 "POST",
                 f"{self._auth_url}/token",
                 params={
@@ -111,17 +114,14 @@ class TokenProvider:
                     "client_id": self._client_id,
                     "client_secret": self._client_secret,
                 },
-                timeout=self._timeout_s,
+                timeout_s=self._timeout_s,
             )
-        answer = await self._http.send(request)
-        if answer.status_code in (400, 401, 403):
-            raise UpstreamError(
-                f"OpenCRVS refused the system client credentials (HTTP {answer.status_code})"
-            )
-        if answer.status_code != 200:
-            raise UpstreamError(f"OpenCRVS auth answered HTTP {answer.status_code}")
+        if status in (400, 401, 403):
+            raise UpstreamError(f"OpenCRVS refused the system client credentials (HTTP {status})")
+        if status != 200:
+            raise UpstreamError(f"OpenCRVS auth answered HTTP {status}")
         try:
-            body = msgspec.json.decode(answer.content, type=_TokenAnswer)
+            body = msgspec.json.decode(content, type=_TokenAnswer)
         except (msgspec.DecodeError, msgspec.ValidationError):
             raise UpstreamError("OpenCRVS auth answered with an unreadable body") from None
         token = body.access_token or body.token

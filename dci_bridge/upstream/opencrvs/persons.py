@@ -10,7 +10,7 @@ order OpenCRVS registered it: a person registered at birth is keyed by that birt
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from dci_bridge.protocol.codes import IdentifierType
 from dci_bridge.records.mapped import MappedRecord, Role
@@ -20,6 +20,7 @@ from dci_bridge.records.person import (
     build_person,
     linked_persons,
     match_identifiers,
+    person_identifiers,
     person_key_for,
 )
 
@@ -38,8 +39,15 @@ def _key(links: list[Link]) -> str:
     return person_key_for(*ordered[0])
 
 
-def group_persons(records: Iterable[MappedRecord]) -> list[PersonView]:
-    """Every person named by these records (registered ones only), ordered by person key."""
+def group_persons(
+    records: Iterable[MappedRecord],
+    holding: Collection[tuple[IdentifierType, str]] | None = None,
+) -> list[PersonView]:
+    """The persons named by these records (registered ones only), ordered by person key.
+
+    With `holding`, only the persons holding one of those identifiers are built (building a
+    person is most of the CPU of an answer; a look-up needs only the looked-up persons).
+    """
     links: list[Link] = []
     seen: set[str] = set()
     for record in records:
@@ -66,6 +74,18 @@ def group_persons(records: Iterable[MappedRecord]) -> list[PersonView]:
     groups: dict[int, list[Link]] = {}
     for i, link in enumerate(links):
         groups.setdefault(root(i), []).append(link)
-    views = [build_person(_key(group), group) for group in groups.values()]
+    chosen: Iterable[list[Link]] = groups.values()
+    if holding is not None:
+        wanted = set(holding)
+        chosen = [
+            group
+            for group in chosen
+            if any(
+                ident in wanted
+                for rec, person in group
+                for ident in person_identifiers(rec, person)
+            )
+        ]
+    views = [build_person(_key(group), group) for group in chosen]
     views.sort(key=lambda view: view.person_key)
     return views

@@ -10,7 +10,7 @@ embedded store's own code (`persons.py`, `records.person.build_person`).
 - Attribute searches (`EventPlan`): OpenCRVS counts and pages (count = page size, skip =
   offset): exactly the page's records are fetched (OpenCRVS audits every fetch).
 The whole search has a deadline of `3 x timeout_s`; failures are `UpstreamError` (503) or
-`UpstreamTimeoutError` (504), never a hang. One shared httpx client per source.
+`UpstreamTimeoutError` (504), never a hang. One shared aiohttp session per source (`http.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-import httpx
 import msgspec
 
 from dci_bridge.errors import ItemRejection, UpstreamError, UpstreamTimeoutError
@@ -34,6 +33,7 @@ from dci_bridge.settings import UpstreamSettings
 from dci_bridge.upstream.opencrvs.auth import TokenProvider
 from dci_bridge.upstream.opencrvs.breaker import CircuitBreaker
 from dci_bridge.upstream.opencrvs.evaluate import select
+from dci_bridge.upstream.opencrvs.http import TransportError, UpstreamHttp
 from dci_bridge.upstream.opencrvs.persons import group_persons
 from dci_bridge.upstream.opencrvs.plan import (
     REGISTERED,
@@ -78,19 +78,14 @@ class OpenCrvsSource:
         self,
         settings: UpstreamSettings,
         *,
-        http: httpx.AsyncClient | None = None,
+        http: UpstreamHttp | None = None,
         locations: LocationIndex | None = None,
         driver: Driver | None = None,
     ) -> None:
         self.settings = settings
         self._own_http = http is None
-        self.http = http or httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_connections,
-            ),
-            timeout=settings.timeout_s,
-            follow_redirects=False,
+        self.http = http or UpstreamHttp(
+            max_connections=settings.max_connections, timeout_s=settings.timeout_s
         )
         self.locations = locations or farajaland()
         self.tokens = TokenProvider(
@@ -120,7 +115,9 @@ class OpenCrvsSource:
 
     async def search(self, query: RecordQuery) -> RecordPage:
         plan = plan_query(query, self.locations, max_seeds=self.settings.max_linked_records)
-        if isinstance(plan, LookupPlan):
+        if isinstance(plan, LookupPlan) and (
+            query.sort or not isinstance(query.where, IdentifierLookup)
+        ):
             compile_where(query)  # the store's value checks: the same rejections
             order_by(query)
         try:
@@ -149,7 +146,7 @@ class OpenCrvsSource:
             raise UpstreamError("OpenCRVS failed repeatedly (circuit breaker open)")
         try:
             await asyncio.wait_for(self.tokens.get(), self.settings.timeout_s)
-        except (httpx.HTTPError, TimeoutError):
+        except (TransportError, TimeoutError):
             raise UpstreamError("OpenCRVS auth is unreachable") from None
 
     # --- identifier searches -------------------------------------------------------------
@@ -159,6 +156,8 @@ class OpenCrvsSource:
         records: dict[str, MappedRecord] = {}
         explored: set[tuple[IdentifierType, str]] = set()
         wanted = list(plan.seeds)
+        holding = {(IdentifierType.UIN if k is IdentifierType.NID else k, v) for k, v in plan.seeds}
+        views: list[PersonView] = []
         for _ in range(LINK_ROUNDS):
             searches = [s for s in dict.fromkeys(wanted) if s not in explored]
             if not searches:
@@ -168,11 +167,12 @@ class OpenCrvsSource:
             new_ids = sorted({i for ids in found for i in ids} - set(records))
             if len(records) + len(new_ids) > limit:
                 raise _too_many(limit)
+            if not new_ids and views:
+                break
             for record in await self._fetch_all(new_ids):
                 records[record.record_id] = record
-            views = group_persons(records.values())
-            wanted = list(_linking_identifiers(views, plan.seeds))
-        views = group_persons(records.values())
+            views = group_persons(records.values(), holding)
+            wanted = list(_linking_identifiers(views))
         page, total = select(views, query)
         return RecordPage([msgspec.Raw(v.dci_json) for v in page], total)
 
@@ -212,16 +212,12 @@ class OpenCrvsSource:
         return RecordPage(answers, total)
 
 
-def _linking_identifiers(
-    views: Sequence[PersonView], seeds: Sequence[tuple[IdentifierType, str]]
-) -> Iterable[tuple[IdentifierType, str]]:
-    """National ids and BRNs of the persons holding a seed identifier (to find their records)."""
-    wanted = {(IdentifierType.UIN if k is IdentifierType.NID else k, v) for k, v in seeds}
+def _linking_identifiers(views: Sequence[PersonView]) -> Iterable[tuple[IdentifierType, str]]:
+    """National ids and BRNs of the found persons (to find their other records)."""
     for view in views:
-        if wanted & set(view.identifiers):
-            for kind, value in view.identifiers:
-                if kind in (IdentifierType.UIN, IdentifierType.BRN):
-                    yield kind, value
+        for kind, value in view.identifiers:
+            if kind in (IdentifierType.UIN, IdentifierType.BRN):
+                yield kind, value
 
 
 __all__ = ["REGISTERED", "OpenCrvsSource"]

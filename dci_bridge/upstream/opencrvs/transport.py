@@ -13,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import httpx
-
 from dci_bridge.errors import UpstreamError, UpstreamTimeoutError
 from dci_bridge.upstream.opencrvs.auth import TokenProvider
 from dci_bridge.upstream.opencrvs.breaker import CircuitBreaker
+from dci_bridge.upstream.opencrvs.http import TransportError, TransportTimeout, UpstreamHttp
 
 T = TypeVar("T")
 
@@ -43,7 +42,7 @@ class QuotaExceededError(UpstreamError):
 class Upstream:
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: UpstreamHttp,
         tokens: TokenProvider,
         breaker: CircuitBreaker,
         *,
@@ -74,25 +73,24 @@ class Upstream:
             self.breaker.before()
             try:
                 token = await (self.tokens.get() if stale is None else self.tokens.renew(stale))
-                headers = self._auth_headers(token)
-                if body is None:
-                    response = await self.http.get(url, headers=headers, timeout=self.timeout_s)
-                else:
-                    response = await self.http.post(
-                        url, content=body, headers=headers, timeout=self.timeout_s
-                    )
-            except httpx.TimeoutException:
+                status, content = await self.http.request(
+                    "GET" if body is None else "POST",
+                    url,
+                    body=body,
+                    headers=self._auth_headers(token),
+                    timeout_s=self.timeout_s,
+                )
+            except TransportTimeout:
                 self.breaker.failure()
                 raise UpstreamTimeoutError(
                     f"OpenCRVS did not answer within {self.timeout_s:g} s"
                 ) from None
-            except httpx.HTTPError as exc:
+            except TransportError as exc:
                 self.breaker.failure()
-                raise UpstreamError(f"OpenCRVS is unreachable ({type(exc).__name__})") from None
+                raise UpstreamError(f"OpenCRVS is unreachable ({exc})") from None
             except UpstreamError:
                 self.breaker.failure()
                 raise
-            status = response.status_code
             if status == 401 and attempt == 0:
                 stale = token
                 continue
@@ -100,7 +98,7 @@ class Upstream:
                 self.breaker.failure()
                 raise UpstreamError(f"OpenCRVS answered HTTP {status}")
             try:
-                result = read(UpstreamAnswer(status, response.content))
+                result = read(UpstreamAnswer(status, content))
             except QuotaExceededError:
                 self.breaker.success()
                 raise

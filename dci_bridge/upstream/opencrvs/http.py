@@ -1,0 +1,75 @@
+"""The one HTTP client of the OpenCRVS source: a shared aiohttp session (keep-alive pool).
+
+Measured on this machine (bench notes in docs/benchmarks.md): one loopback call costs the
+caller about 1.9-2.9 ms CPU with httpx 0.28, 0.8-1.0 ms with httpx over the aiohttp
+transport and 0.24-0.42 ms with aiohttp itself; a DCI search makes two or more calls, and
+the bridge's budget is 1 ms CPU per search, so the upstream path uses aiohttp directly.
+Errors come out as `TransportTimeout` / `TransportError` so callers need not know aiohttp.
+The session is created on first use, inside the running event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import aiohttp
+
+
+class TransportError(Exception):
+    """The request failed before an HTTP answer arrived (refused, reset, DNS...)."""
+
+
+class TransportTimeout(TransportError):
+    """No complete answer within the timeout."""
+
+
+class UpstreamHttp:
+    def __init__(self, *, max_connections: int, timeout_s: float) -> None:
+        self._limit = max_connections
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, auto_decompress=True
+            )
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> tuple[int, bytes]:
+        """(status, body) of one exchange; raises `TransportTimeout` / `TransportError`."""
+        session = self._open()
+        timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s else self._timeout
+        try:
+            async with session.request(
+                method,
+                url,
+                data=body,
+                params=params,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+            ) as response:
+                return response.status, await response.read()
+        except TimeoutError:
+            raise TransportTimeout(f"no answer within {timeout.total:g} s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportError(type(exc).__name__) from None
+        except asyncio.CancelledError:
+            raise
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
