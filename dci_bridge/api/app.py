@@ -142,6 +142,7 @@ async def _start_delivery(
     if signer is None:
         signer = bridge.security.signer  # the bridge's key store: rotation applies to callbacks
     operations = AsyncOperations(engine, bridge.search, settings, clock, ids)
+    operations.audit = bridge.audit
     bridge.async_ops = operations
     bridge.senders = bridge.security.senders
     worker = Worker(engine, settings.delivery, clock=clock, signer=signer)

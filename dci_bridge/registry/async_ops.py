@@ -38,6 +38,7 @@ from dci_bridge.delivery.outbox import Job, NewJob
 from dci_bridge.delivery.safety import CallbackRefused, check_callback_url, parse_prefixes
 from dci_bridge.delivery.worker import TaskOutcome
 from dci_bridge.errors import SenderUriError
+from dci_bridge.ops import metrics
 from dci_bridge.protocol.ack import Ack, AckMessage
 from dci_bridge.protocol.codec import decode_message, encode
 from dci_bridge.protocol.codes import AckStatus, RequestStatus, TxnAttributeType, TxnType
@@ -54,6 +55,7 @@ from dci_bridge.protocol.txn import (
     TxnStatusResponse,
     TxnStatusResult,
 )
+from dci_bridge.registry.audit import AuditTrail
 from dci_bridge.registry.ids import IdSource
 from dci_bridge.registry.search import SearchService
 from dci_bridge.settings import Settings
@@ -136,6 +138,8 @@ class AsyncOperations:
         self.settings = settings
         self.clock = clock
         self.ids = ids
+        self.audit: AuditTrail | None = None
+        """Set by the app: every completed async search is audited like a sync one."""
 
     # --- accept ------------------------------------------------------------------------
 
@@ -289,6 +293,12 @@ class AsyncOperations:
         assert job.correlation_id is not None
         target = await anyio.to_thread.run_sync(self._target_of, job.correlation_id)
         pages = await self._pages(header, decoded)
+        answered = [answer for page in pages for answer in page.values()]
+        for answer in answered:
+            data = answer.data
+            metrics.record_search_results(str(answer.status), len(data.reg_records) if data else 0)
+        if self.audit is not None:
+            self.audit.record_search(header, decoded, answered, action="search", mode="async")
         total = len(decoded.search_request)
         last_page = {
             ref: max(n for n, items in enumerate(pages, 1) if ref in items)

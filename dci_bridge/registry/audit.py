@@ -35,7 +35,7 @@ from dci_bridge.clock import Clock
 from dci_bridge.db.engine import begin_write, create_sync_engine
 from dci_bridge.db.tables_audit import AuditEvent, AuditKey
 from dci_bridge.protocol.header import MsgHeader
-from dci_bridge.protocol.search import SearchRequest, SearchResponse
+from dci_bridge.protocol.search import SearchRequest, SearchResponse, SearchResponseItem
 from dci_bridge.settings import AuditSettings
 
 _log = logging.getLogger("dci_bridge.audit")
@@ -138,21 +138,31 @@ class AuditTrail:
         self,
         header: MsgHeader,
         request: SearchRequest,
-        response: SearchResponse,
+        response: SearchResponse | Sequence[SearchResponseItem],
         *,
         action: str = "search",
         status: str = "succ",
+        mode: str = "sync",
     ) -> None:
-        """Audit one answered search message: per item its hashed query, purpose and ids."""
-        answers = {item.reference_id: item for item in response.search_response}
+        """Audit one answered search message: per item its hashed query, purpose and ids.
+
+        `response` is the answer, or every answered item of every page (async search sends
+        an item's further pages as further messages; their records are audited together).
+        """
+        answered = response.search_response if isinstance(response, SearchResponse) else response
+        answers: dict[str, list[SearchResponseItem]] = {}
+        for part in answered:
+            answers.setdefault(part.reference_id, []).append(part)
         items = []
         all_ids: list[str] = []
         for requested in request.search_request:
             criteria = requested.search_criteria
-            answer = answers.get(requested.reference_id)
+            found = answers.get(requested.reference_id, [])
+            answer = found[0] if found else None
             ids: list[str] = []
-            if answer is not None and answer.data is not None:
-                ids = [i for i in map(record_id_of, answer.data.reg_records) if i]
+            for page in found:
+                if page.data is not None:
+                    ids.extend(i for i in map(record_id_of, page.data.reg_records) if i)
             all_ids.extend(ids)
             entry: dict[str, Any] = {
                 "reference_id": requested.reference_id,
@@ -180,7 +190,7 @@ class AuditTrail:
                 status=status,
                 item_count=len(items),
                 record_ids=all_ids,
-                detail={"items": items},
+                detail={"mode": mode, "items": items},
             )
         )
 
