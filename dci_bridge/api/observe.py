@@ -82,19 +82,20 @@ def _log_request(scope: Any, method: str, route: str, status: int, elapsed: floa
     noted = scope.get("state", {}).get(_STATE_KEY)
     if noted is not None:
         message_id, sender_id, action = noted
-    _log.info(
-        "request",
-        extra={
-            "fields": {
-                "method": method,
-                "route": route,
-                "status": status,
-                "latency_ms": round(elapsed * 1000, 2),
-                "message_id": message_id,
-                "sender_id": sender_id,
-                "action": action,
-            }
-        },
+    fields = {
+        "method": method,
+        "route": route,
+        "status": status,
+        "latency_ms": round(elapsed * 1000, 2),
+        "message_id": message_id,
+        "sender_id": sender_id,
+        "action": action,
+    }
+    # makeRecord + handle: `_log.info` would also walk the stack to find the caller
+    _log.handle(
+        _log.makeRecord(
+            _log.name, logging.INFO, "", 0, "request", (), None, None, {"fields": fields}
+        )
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
+import threading
 import traceback
 from typing import Any, TextIO
 
@@ -61,13 +62,56 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that does not flush after every line (a system call per request on
+    the hot path): lines are flushed at once from WARNING up, else by a background thread
+    within `interval_s`, and at exit (`logging.shutdown`)."""
+
+    def __init__(self, stream: TextIO, interval_s: float = 0.2) -> None:
+        super().__init__(stream)
+        self._dirty = False
+        self._interval_s = interval_s
+        self._closed = threading.Event()
+        threading.Thread(target=self._flusher, name="log-flush", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            with self.lock:  # type: ignore[union-attr]
+                self.stream.write(line)
+                self._dirty = True
+                if record.levelno >= logging.WARNING:
+                    self.stream.flush()
+                    self._dirty = False
+        except Exception:
+            self.handleError(record)
+
+    def _flusher(self) -> None:
+        while not self._closed.wait(self._interval_s):
+            if self._dirty:
+                self.flush()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._dirty = False
+            if self.stream and hasattr(self.stream, "flush"):
+                self.stream.flush()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.flush()
+        super().close()
+
+
 def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
     """Send every log record at `level` or above to `stream` (standard error) as `fmt`."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = BufferedStreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+        if isinstance(old, BufferedStreamHandler):
+            old.close()
     root.addHandler(handler)
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
@@ -75,4 +119,7 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # ours is dci_bridge.access
-    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))  # chatty at info
+    # chatty at info: alembic (every connection), apscheduler (every tick), and httpx/httpcore,
+    # whose request lines carry URLs (an upstream query string could carry an identifier)
+    for name in ("alembic", "apscheduler", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
