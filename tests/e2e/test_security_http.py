@@ -387,6 +387,27 @@ def test_jwks_url_is_fetched_and_cached(bridge: Bridge, jwks_server: _JwksServer
     assert jwks_server.hits == 1
 
 
+def test_a_new_client_key_is_fetched_once_then_forged_kids_wait_for_the_cool_down(
+    bridge: Bridge, jwks_server: _JwksServer
+):
+    client = _register_with_url(bridge, jwks_server.url)
+    jwks_server.jwks = client.jwks
+    token = client.token(bridge.url)
+    _, body = _signed(client)
+    assert _post(bridge, body, token).status_code == 200
+    # the client rotates: its JWKS now has the new key; the bridge refetches on the new kid
+    client.key = generate_signing_key("EdDSA", clock=SystemClock())
+    jwks_server.jwks = client.jwks
+    _, body = _signed(client)
+    assert _post(bridge, body, token).status_code == 200, "refetched on an unknown kid"
+    assert jwks_server.hits == 2
+    # a kid nobody published: no third fetch inside the cool-down, just the refusal
+    stranger = generate_signing_key("EdDSA", clock=SystemClock())
+    body = client.sign(client.envelope(_message()), key=stranger)
+    assert_dci_error(_post(bridge, body, token), 401, "err.signature.invalid")
+    assert jwks_server.hits == 2
+
+
 @pytest.mark.parametrize("mode", ["hang", "garbage"])
 def test_jwks_url_that_hangs_or_returns_garbage(
     bridge: Bridge, jwks_server: _JwksServer, mode: str
