@@ -28,7 +28,15 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.sync_search import DATA, free_port, parse_wrk, wait_port  # noqa: E402
+from bench.sync_search import (  # noqa: E402
+    DATA,
+    fetch_token,
+    free_port,
+    parse_wrk,
+    register_client,
+    signed_bodies,
+    wait_port,
+)
 
 GRAPHQL_LUA = """
 local body = os.getenv("BENCH_BODY")
@@ -83,6 +91,13 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=5000)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--signed",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="token + Ed25519-signed requests (as clients send them); --no-signed: security off",
+    )
+    parser.add_argument("--max-rps", type=int, default=1500, help="signed bodies per second")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -111,10 +126,12 @@ def main() -> None:
         "DCI_BRIDGE_UPSTREAM__CLIENT_ID": SEARCH_CLIENT.client_id,
         "DCI_BRIDGE_UPSTREAM__CLIENT_SECRET": SEARCH_CLIENT.client_secret,
         "DCI_BRIDGE_LOG__LEVEL": "warning",
-        # wrk cannot sign: requests are unsigned (security's own cost: bench/crypto_costs.py)
-        "DCI_BRIDGE_SECURITY__ENABLED": "false",
         "DCI_BRIDGE_DATA_DIR": str(DATA / "upstream-bridge-data"),
     }
+    if not args.signed:
+        env["DCI_BRIDGE_SECURITY__ENABLED"] = "false"
+    store = DATA / "upstream-bridge.sqlite3"
+    key, secret = register_client(store)  # wrk cannot sign: requests are signed beforehand
     bridge = subprocess.Popen(
         [python, "-m", "dci_bridge", "serve", "--port", str(bridge_port), "--workers", "1"],
         env=env,
@@ -164,8 +181,23 @@ def main() -> None:
             }
         )
         bridge_url = f"http://127.0.0.1:{bridge_port}/registry/sync/search"
-        search_lua = ROOT / "bench" / "search.lua"
-        wrk(bridge_url, 2, 4, search_lua, {"BENCH_IDS": str(id_file)})  # warm up
+        token_env: dict[str, str] = {}
+        if args.signed:
+            token_env["BENCH_TOKEN"] = fetch_token(bridge_port, secret)
+        runs = 0
+
+        def bridge_run(seconds: int, connections: int) -> dict:
+            nonlocal runs
+            runs += 1
+            if not args.signed:
+                script, extra = ROOT / "bench" / "search.lua", {"BENCH_IDS": str(id_file)}
+            else:
+                tag = f"up-{os.getpid()}-{runs}"
+                bodies = signed_bodies(key, id_file, seconds * args.max_rps, tag)
+                script, extra = ROOT / "bench" / "signed.lua", {"BENCH_BODIES": str(bodies)}
+            return wrk(bridge_url, seconds, connections, script, {**extra, **token_env})
+
+        bridge_run(2, 4)  # warm up
         for latency in (0, 5):
             httpx.post(f"{sim_url}/_sim/faults", json={"latency_ms": latency})
             gql = f"{sim_url}/graphql"
@@ -175,11 +207,9 @@ def main() -> None:
             direct_fetch = wrk(
                 gql, args.seconds, 1, lua, {"BENCH_BODY": fetch_body, "BENCH_TOKEN": token}
             )
-            single = wrk(bridge_url, args.seconds, 1, search_lua, {"BENCH_IDS": str(id_file)})
+            single = bridge_run(args.seconds, 1)
             cpu_before = cpu_seconds(bridge.pid)
-            loaded = wrk(
-                bridge_url, args.seconds, args.connections, search_lua, {"BENCH_IDS": str(id_file)}
-            )
+            loaded = bridge_run(args.seconds, args.connections)
             cpu = cpu_seconds(bridge.pid) - cpu_before
             rows.append(
                 {
@@ -202,7 +232,8 @@ def main() -> None:
         for proc in (bridge, sim):
             proc.terminate()
             proc.wait(timeout=30)
-    print(f"\nBRN sync search via the bridge -> OpenCRVS simulator ({args.persons} persons)")
+    kind = "signed" if args.signed else "unsigned"
+    print(f"\n{kind} BRN sync search via the bridge -> OpenCRVS simulator ({args.persons} persons)")
     print(
         f"{'sim ms':>6}{'direct search p50':>19}{'direct fetch p50':>18}{'bridge c=1 p50':>16}"
         f"{'added p50':>11}{'c=1 rps':>9}{f'c={args.connections} rps':>10}{'p50':>8}{'p99':>8}"
