@@ -5,8 +5,12 @@ endpoint, the bridge with message security off (`DCI_BRIDGE_SECURITY__ENABLED=fa
 token, no signature, no replay guard) and the bridge as deployed (bearer token, Ed25519
 request signature verified, replay guard write, response signed). wrk loads them from a
 second process over loopback with 16 connections, alternating rounds so machine noise hits
-all three. The signed requests are signed beforehand (wrk cannot sign), each with its own
-message_id. Prints requests/s, p50 and p99 and the ratios. Needs `wrk` (Debian package).
+all. The signed requests are signed beforehand (wrk cannot sign), each with its own
+message_id. The bench sender has a restrictive disclosure policy (cash-transfer fields: BRN,
+birth date, parents' identifiers); a fourth server, signed with policies off
+(`DCI_BRIDGE_POLICY__ENFORCE=false`), gives the policy's cost as the ratio of the two signed
+runs, and the policy's work per request is also timed in process. Prints requests/s, p50 and
+p99 and the ratios. Needs `wrk` (Debian package).
 
     python bench/sync_search.py [--persons 50000] [--seconds 10] [--rounds 2]
 """
@@ -203,6 +207,66 @@ def signed_bodies(key: object, ids: Path, count: int, tag: str) -> Path:
     return target
 
 
+BENCH_POLICY = {
+    "description": "bench: cash-transfer fields, no rate limit in practice",
+    "query_types": ["idtype-value"],
+    "identifier_types": ["BRN"],
+    "event_types": ["*"],
+    "fields": ["identifier[BRN]", "birth_date", "parent1_identifier", "parent2_identifier"],
+    "max_page_size": 10,
+    "requests_per_minute": 1_000_000_000,
+}
+
+
+def set_policy(store: Path) -> None:
+    from dci_bridge.db.engine import migrate
+    from dci_bridge.registry.policy import parse_policy
+    from dci_bridge.registry.policy_store import PolicyStore
+
+    url = f"sqlite:///{store}"
+    migrate(url)
+    policies = PolicyStore.from_url(url)
+    try:
+        policies.set(SENDER, parse_policy(BENCH_POLICY))
+    finally:
+        policies.close()
+
+
+def policy_cost_us(store: Path) -> float:
+    """In-process cost of what the policy adds to one BRN look-up (the consent, query and
+    restrict checks and the projection of one real record), in microseconds: a direct
+    measurement, immune to the HTTP run's noise."""
+    import datetime as dt
+    import timeit
+
+    import msgspec
+
+    from dci_bridge.protocol.codes import IdentifierType, QueryType
+    from dci_bridge.records.query import IdentifierLookup, RecordQuery
+    from dci_bridge.registry.policy import compile_policy, parse_policy
+
+    with sqlite3.connect(store) as conn:
+        rows = [r[0] for r in conn.execute("SELECT dci_json FROM person LIMIT 2000")]
+    policy = compile_policy(SENDER, parse_policy(BENCH_POLICY))
+    records = [msgspec.Raw(bytes(r)) for r in rows]
+    now = dt.datetime.now(dt.UTC)
+    today = now.date()
+    query = RecordQuery(where=IdentifierLookup(IdentifierType.BRN, ("x",)))
+    state = {"i": 0}
+
+    def one() -> None:
+        state["i"] = (state["i"] + 1) % len(records)
+        policy.check_consent(None, None, now)
+        policy.check_registry_type("ns:org:RegistryType:Civil")
+        policy.check_query_type(QueryType.IDTYPE_VALUE)
+        policy.page_sizes(10, 100)
+        policy.restrict(query)
+        policy.minimise_all([records[state["i"]]], today)
+
+    number = 20_000
+    return min(timeit.repeat(one, number=number, repeat=5)) / number * 1e6
+
+
 def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -222,7 +286,9 @@ def main() -> None:
     store = ensure_store(args.persons)
     ids = write_ids(store)
     key, secret = register_client(store)
+    set_policy(store)
     bridge_port, signed_port, bare_port = free_port(), free_port(), free_port()
+    open_port = free_port()
     env = {**os.environ, "DCI_BRIDGE_DATABASE__URL": f"sqlite:///{store}"}
     python = sys.executable
     serve = [python, "-m", "dci_bridge", "serve", "--workers", "1", "--port"]
@@ -241,6 +307,12 @@ def main() -> None:
     try:
         wait_port(signed_port)  # migrated: the second bridge need not
         procs.append(start([*serve, str(bridge_port)], unsigned_env))
+        open_env = {
+            **signed_env,
+            "DCI_BRIDGE_POLICY__ENFORCE": "false",
+            "DCI_BRIDGE_DATABASE__MIGRATE_ON_START": "false",
+        }
+        procs.append(start([*serve, str(open_port)], open_env))
         procs.append(
             start(
                 [
@@ -260,22 +332,30 @@ def main() -> None:
         )
         wait_port(bridge_port)
         wait_port(bare_port)
-        token = fetch_token(signed_port, secret)
+        wait_port(open_port)
+        tokens = {port: fetch_token(port, secret) for port in (signed_port, open_port)}
 
-        def signed_run(seconds: int, tag: str) -> dict[str, float]:
-            bodies = signed_bodies(key, ids, seconds * args.max_rps, tag)
-            extra = {"BENCH_BODIES": str(bodies), "BENCH_TOKEN": token}
+        def signed_run(seconds: int, tag: str, port: int = signed_port) -> dict[str, float]:
+            bodies = signed_bodies(key, ids, seconds * args.max_rps, f"{tag}-{port}")
+            extra = {"BENCH_BODIES": str(bodies), "BENCH_TOKEN": tokens[port]}
             return run_wrk(
-                signed_port, seconds, args.connections, ids, script="signed.lua", extra_env=extra
+                port, seconds, args.connections, ids, script="signed.lua", extra_env=extra
             )
 
         for port in (bridge_port, bare_port):  # warm up
             run_wrk(port, 2, args.connections, ids)
         signed_run(2, f"warm-{os.getpid()}")
-        results: dict[str, list[dict[str, float]]] = {"bare": [], "bridge": [], "signed": []}
+        signed_run(2, f"warm-{os.getpid()}", open_port)
+        results: dict[str, list[dict[str, float]]] = {
+            "bare": [],
+            "bridge": [],
+            "signed": [],
+            "open": [],
+        }
         for n in range(args.rounds):
             results["bare"].append(run_wrk(bare_port, args.seconds, args.connections, ids))
             results["bridge"].append(run_wrk(bridge_port, args.seconds, args.connections, ids))
+            results["open"].append(signed_run(args.seconds, f"{os.getpid()}-{n}", open_port))
             results["signed"].append(signed_run(args.seconds, f"{os.getpid()}-{n}"))
     finally:
         for proc in procs:
@@ -285,7 +365,7 @@ def main() -> None:
     def best(name: str) -> dict[str, float]:
         return max(results[name], key=lambda r: r["rps"])
 
-    bare, bridge, signed = best("bare"), best("bridge"), best("signed")
+    bare, bridge, signed, open_ = best("bare"), best("bridge"), best("signed"), best("open")
     print(
         f"\nsync search, {args.persons} persons, SQLite, {args.connections} connections, "
         f"best of {args.rounds} x {args.seconds}s rounds"
@@ -294,6 +374,7 @@ def main() -> None:
     rows = (
         ("bare Litestar (fixed JSON)", bare),
         ("bridge, security off", bridge),
+        ("signed, policies off", open_),
         ("bridge, token + Ed25519 signed", signed),
     )
     for label, r in rows:
@@ -301,6 +382,16 @@ def main() -> None:
     print(f"ratio bridge/bare: {bridge['rps'] / bare['rps']:.2f}  (target >= 0.30, p99 <= 30 ms)")
     print(f"ratio signed/unsigned: {signed['rps'] / bridge['rps']:.2f}")
     print(f"ratio signed/bare: {signed['rps'] / bare['rps']:.2f}  (target >= 0.12)")
+    print(
+        f"ratio signed with policy / signed without: {signed['rps'] / open_['rps']:.3f}"
+        "  (target >= 0.95: applying the policy costs <= 5%)"
+    )
+    cost = policy_cost_us(store)
+    print(
+        f"policy work per request, timed in process: {cost:.1f} us"
+        f" = {cost / (1e6 / signed['rps']) * 100:.2f}% of a signed request at"
+        f" {signed['rps']:.0f} req/s"
+    )
 
 
 if __name__ == "__main__":

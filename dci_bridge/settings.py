@@ -244,6 +244,16 @@ class UpstreamSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
                 raise ValueError(f"DCI_BRIDGE_UPSTREAM__{name.upper()} must be an http(s) URL")
 
 
+class PolicySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Per-sender disclosure policies (`dci-bridge policy ...`)."""
+
+    enforce: bool = True
+    """Apply per-sender disclosure policies (a sender without one is refused). `false` lets
+    every sender learn everything: for benchmarks and closed test set-ups only."""
+    cache_ttl_s: Annotated[float, Meta(ge=0, le=300)] = 5.0
+    """How long a server process keeps a sender's policy before reading it again."""
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Top-level settings."""
 
@@ -259,6 +269,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     upstream: UpstreamSettings = msgspec.field(default_factory=UpstreamSettings)
+    policy: PolicySettings = msgspec.field(default_factory=PolicySettings)
 
     @property
     def database_url(self) -> str:

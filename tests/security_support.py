@@ -21,6 +21,8 @@ import httpx
 from dci_bridge.clock import SystemClock, isoformat_z
 from dci_bridge.crypto import SigningKey, sign_envelope
 from dci_bridge.crypto.jwk import DecryptionKey, generate_decryption_key, generate_signing_key
+from dci_bridge.registry.policy import UNRESTRICTED, DisclosurePolicy
+from dci_bridge.registry.policy_store import PolicyStore
 from dci_bridge.registry.senders import SenderRegistry
 
 SENDER_ID = "spp.example.org"
@@ -55,8 +57,10 @@ class DciTestClient:
         scopes: tuple[str, ...] = ("registry.search", "registry.subscribe", "registry.txn-status"),
         callback_prefixes: tuple[str, ...] = (),
         signature_scheme: str = "jws",
+        policy: DisclosurePolicy | None = UNRESTRICTED,
     ) -> DciTestClient:
-        """Generate keys and register the sender directly in the bridge's database."""
+        """Generate keys and register the sender directly in the bridge's database, with a
+        disclosure policy (default: everything; None: none, so its searches are refused)."""
         clock = SystemClock()
         key = generate_signing_key(alg, clock=clock)
         enc_key = generate_decryption_key("RSA-OAEP-256", clock=clock) if encryption else None
@@ -74,6 +78,12 @@ class DciTestClient:
             )
         finally:
             registry.close()
+        if policy is not None:
+            policies = PolicyStore.from_url(database_url)
+            try:
+                policies.set(sender_id, policy)
+            finally:
+                policies.close()
         return cls(sender_id, secret, key, enc_key, signature_scheme)
 
     @property

@@ -33,6 +33,7 @@ from dci_bridge.records.source import RecordSource
 from dci_bridge.registry.async_ops import SEARCH_TASK, AsyncOperations
 from dci_bridge.registry.audit import AuditTrail
 from dci_bridge.registry.ids import IdSource, UuidSource
+from dci_bridge.registry.policy_store import PolicySource, PolicyStore
 from dci_bridge.registry.search import SearchService
 from dci_bridge.registry.security import SecurityService
 from dci_bridge.settings import Settings
@@ -63,8 +64,11 @@ def create_app(
     clock: Clock | None = None,
     ids: IdSource | None = None,
     signer: EnvelopeSigner | None = None,
+    policies: PolicySource | None = None,
 ) -> Litestar:
-    """Build the bridge. Without `source`, the configured one (`upstream.source`) is used."""
+    """Build the bridge. Without `source`, the configured one (`upstream.source`) is used;
+    without `policies`, the disclosure policies stored in the database (unless the settings
+    turn policies off)."""
     clock = clock or SystemClock()
     ids = ids or UuidSource()
 
@@ -79,10 +83,23 @@ def create_app(
             record_source = source
         engine = create_sync_engine(settings.database_url, pool_size=settings.database.pool_size)
         http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        policy_source: PolicySource | None = policies
+        if policy_source is None and settings.policy.enforce:
+            policy_source = PolicyStore(
+                engine, clock=clock, cache_ttl_s=settings.policy.cache_ttl_s
+            )
+        elif policy_source is None:
+            _log.warning("disclosure policies are OFF: every sender may learn every field")
         bridge = BridgeState(
             settings=settings,
             source=record_source,
-            search=SearchService(record_source, settings, clock, ids),
+            search=SearchService(
+                record_source,
+                settings,
+                clock,
+                ids,
+                policies=policy_source,
+            ),
             security=SecurityService.create(settings, engine, clock=clock, http=http),
         )
         app.state.bridge = bridge

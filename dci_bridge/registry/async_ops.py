@@ -57,6 +57,7 @@ from dci_bridge.protocol.txn import (
 )
 from dci_bridge.registry.audit import AuditTrail
 from dci_bridge.registry.ids import IdSource
+from dci_bridge.registry.policy import Disclosure
 from dci_bridge.registry.search import SearchService
 from dci_bridge.settings import Settings
 
@@ -146,7 +147,11 @@ class AsyncOperations:
     async def accept_search(
         self, header: MsgHeader, request: SearchRequest, raw_message: bytes, target: CallbackTarget
     ) -> Ack:
-        """Store the transaction and its search task in one transaction; the Ack."""
+        """Store the transaction and its search task in one transaction; the Ack.
+
+        The sender's disclosure policy is checked (and its rate charged) here, so a sender
+        without one, or over its rate, gets the error at once instead of a callback."""
+        await self.search.admit(header.sender_id, len(request.search_request))
         correlation_id = self.ids.new_id()
         now = self.clock.now()
         refs = [item.reference_id for item in request.search_request]
@@ -292,13 +297,22 @@ class AsyncOperations:
         assert isinstance(decoded, SearchRequest)
         assert job.correlation_id is not None
         target = await anyio.to_thread.run_sync(self._target_of, job.correlation_id)
-        pages = await self._pages(header, decoded)
+        disclosures: list[Disclosure] = []
+        pages, revision = await self._pages(header, decoded, disclosures)
         answered = [answer for page in pages for answer in page.values()]
         for answer in answered:
             data = answer.data
             metrics.record_search_results(str(answer.status), len(data.reg_records) if data else 0)
         if self.audit is not None:
-            self.audit.record_search(header, decoded, answered, action="search", mode="async")
+            self.audit.record_search(
+                header,
+                decoded,
+                answered,
+                action="search",
+                mode="async",
+                disclosures=disclosures,
+                policy_revision=revision,
+            )
         total = len(decoded.search_request)
         last_page = {
             ref: max(n for n, items in enumerate(pages, 1) if ref in items)
@@ -362,10 +376,14 @@ class AsyncOperations:
         return None if row is None else row[0]
 
     async def _pages(
-        self, header: MsgHeader, request: SearchRequest
-    ) -> list[dict[str, SearchResponseItem]]:
-        """Page k of every item that has one, by reference_id, for k = 1, 2, ..."""
-        outcome = await self.search.search(header, request)
+        self, header: MsgHeader, request: SearchRequest, disclosures: list[Disclosure]
+    ) -> tuple[list[dict[str, SearchResponseItem]], int | None]:
+        """Page k of every item that has one, by reference_id, for k = 1, 2, ...; what each
+        page disclosed is appended to `disclosures` (for the audit trail). Also the revision
+        of the sender's disclosure policy that applied."""
+        # policy applied (fields, per-item checks) but the rate was charged at accept time
+        outcome = await self.search.search(header, request, charge=False)
+        disclosures.extend(outcome.disclosures)
         first = {item.reference_id: item for item in outcome.response.search_response}
         pages: list[dict[str, SearchResponseItem]] = [first]
         more: dict[int, list[SearchRequestItem]] = {}
@@ -386,9 +404,10 @@ class AsyncOperations:
             batch = SearchRequest(
                 transaction_id=request.transaction_id, search_request=more[number]
             )
-            paged = await self.search.search(header, batch)
+            paged = await self.search.search(header, batch, charge=False)
+            disclosures.extend(paged.disclosures)
             pages.append({item.reference_id: item for item in paged.response.search_response})
-        return pages
+        return pages, outcome.policy_revision
 
 
 def _explicit_page(item: SearchRequestItem) -> bool:

@@ -40,6 +40,7 @@ from dci_bridge.protocol.search import (
     SearchResponse,
     SearchResponseItem,
 )
+from dci_bridge.registry.policy import Disclosure
 from dci_bridge.settings import AuditSettings
 
 _log = logging.getLogger("dci_bridge.audit")
@@ -160,26 +161,39 @@ class AuditTrail:
         action: str = "search",
         status: str = "succ",
         mode: str = "sync",
+        disclosures: Sequence[Disclosure] = (),
+        policy_revision: int | None = None,
     ) -> None:
         """Audit one answered search message: per item its hashed query, purpose and ids.
 
         `response` is the answer, or every answered item of every page (async search sends
         an item's further pages as further messages; their records are audited together).
+        `disclosures` (from `SearchOutcome`, one per item and page) name the persons returned
+        before the sender's disclosure policy removed their `@id`, and what the policy checked.
         """
         answered = response.search_response if isinstance(response, SearchResponse) else response
         answers: dict[str, list[SearchResponseItem]] = {}
         for part in answered:
             answers.setdefault(part.reference_id, []).append(part)
+        disclosed: dict[str, list[Disclosure]] = {}
+        for disclosure_part in disclosures:
+            disclosed.setdefault(disclosure_part.reference_id, []).append(disclosure_part)
         items = []
         all_ids: list[str] = []
         for requested in request.search_request:
             criteria = requested.search_criteria
             found = answers.get(requested.reference_id, [])
             answer = found[0] if found else None
+            parts = disclosed.get(requested.reference_id, [])
+            disclosure = parts[0] if parts else None
             ids: list[str] = []
-            for page in found:
-                if page.data is not None:
-                    ids.extend(i for i in map(record_id_of, page.data.reg_records) if i)
+            if parts:
+                for part_disclosure in parts:
+                    ids.extend(i.removeprefix("urn:uuid:") for i in part_disclosure.record_ids)
+            else:
+                for page in found:
+                    if page.data is not None:
+                        ids.extend(i for i in map(record_id_of, page.data.reg_records) if i)
             all_ids.extend(ids)
             entry: dict[str, Any] = {
                 "reference_id": requested.reference_id,
@@ -196,6 +210,13 @@ class AuditTrail:
                 value = getattr(criteria, name)
                 if value is not None:
                     entry[name] = _bounded(value)
+            if disclosure is not None:
+                if policy_revision is not None:
+                    entry["policy_revision"] = policy_revision
+                if disclosure.consent.purpose_code is not None:
+                    entry["purpose_code"] = disclosure.consent.purpose_code
+                if disclosure.total_count is not None:
+                    entry["total_count"] = disclosure.total_count
             items.append(entry)
         self.record(
             AuditRow(

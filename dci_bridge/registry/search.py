@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
 
 from dci_bridge.clock import Clock, isoformat_z
-from dci_bridge.errors import DciError, ItemRejection, RequestError, VersionError
+from dci_bridge.errors import DciError, ForbiddenError, ItemRejection, RequestError, VersionError
 from dci_bridge.protocol.codes import (
     VERSION,
     HeaderStatusReasonCode,
@@ -30,6 +31,9 @@ from dci_bridge.protocol.search import (
 from dci_bridge.records.source import RecordSource
 from dci_bridge.records.translate import translate_criteria
 from dci_bridge.registry.ids import IdSource
+from dci_bridge.registry.policy import CompiledPolicy, Disclosure, record_id
+from dci_bridge.registry.policy_store import PolicySource
+from dci_bridge.registry.ratelimit import RateLimiter
 from dci_bridge.settings import Settings
 
 
@@ -39,6 +43,11 @@ class SearchOutcome:
 
     header: MsgCallbackHeader
     response: SearchResponse
+    sender_id: str = ""
+    policy_revision: int | None = None
+    """Revision of the disclosure policy applied (None when policies are off)."""
+    disclosures: tuple[Disclosure, ...] = field(default=())
+    """Per item, what was asked and disclosed: for the audit trail (no personal data)."""
 
 
 def check_header(header: MsgHeader, *, action: str, items: int, settings: Settings) -> None:
@@ -79,19 +88,61 @@ def check_header(header: MsgHeader, *, action: str, items: int, settings: Settin
 
 
 class SearchService:
-    """Answers DCI search messages from one record source."""
+    """Answers DCI search messages from one record source, within each sender's policy.
+
+    `policies` None turns disclosure policies off (every sender learns everything); the app
+    always passes a source unless the operator disabled them (`DCI_BRIDGE_POLICY__ENFORCE`).
+    With policies on, a sender without one is refused with `err.request.forbidden`.
+    """
 
     def __init__(
-        self, source: RecordSource, settings: Settings, clock: Clock, ids: IdSource
+        self,
+        source: RecordSource,
+        settings: Settings,
+        clock: Clock,
+        ids: IdSource,
+        *,
+        policies: PolicySource | None = None,
     ) -> None:
         self.source = source
         self.settings = settings
         self.clock = clock
         self.ids = ids
+        self.policies = policies
+        self.limiter = RateLimiter(clock)
 
-    async def search(self, header: MsgHeader, request: SearchRequest) -> SearchOutcome:
-        """Run every item of a search message (header already checked) and answer them all."""
+    async def admit(
+        self, sender_id: str, items: int, *, charge: bool = True
+    ) -> CompiledPolicy | None:
+        """The sender's policy, after spending `items` requests of its rate (unless `charge`
+        is false: an async search is charged when it is accepted, not again when it runs);
+        raises `ForbiddenError` without a policy and `TooManyRequestsError` over its rate."""
+        if self.policies is None:
+            return None
+        policy = await self.policies.lookup(sender_id)
+        if policy is None:
+            raise ForbiddenError("no disclosure policy allows this sender to search")
+        if charge:
+            self.limiter.take(sender_id, items, policy.requests_per_minute)
+        return policy
+
+    async def search(
+        self,
+        header: MsgHeader,
+        request: SearchRequest,
+        *,
+        sender_id: str | None = None,
+        charge: bool = True,
+    ) -> SearchOutcome:
+        """Run every item of a search message (header already checked) and answer them all,
+        within the sender's disclosure policy.
+
+        `sender_id` is the authenticated sender (default: the header's `sender_id`); `charge`
+        false does not count the items against the sender's rate (see `admit`)."""
+        sender = sender_id or header.sender_id
         items = request.search_request
+        policy = await self.admit(sender, len(items), charge=charge)
+        now = self.clock.now()
         seen: set[str] = set()
         duplicates: set[int] = set()
         for index, item in enumerate(items):
@@ -99,13 +150,17 @@ class SearchService:
                 duplicates.add(index)
             seen.add(item.reference_id)
         if len(items) == 1:
-            results = [await self._item(items[0], duplicate=0 in duplicates)]
+            answers = [await self._item(items[0], 0 in duplicates, policy, now)]
         else:
-            results = list(
+            answers = list(
                 await asyncio.gather(
-                    *(self._item(item, duplicate=i in duplicates) for i, item in enumerate(items))
+                    *(
+                        self._item(item, i in duplicates, policy, now)
+                        for i, item in enumerate(items)
+                    )
                 )
             )
+        results = [answer for answer, _ in answers]
         response = SearchResponse(
             transaction_id=request.transaction_id,
             correlation_id=self.ids.new_id(),
@@ -113,7 +168,7 @@ class SearchService:
         )
         callback = MsgCallbackHeader(
             message_id=self.ids.new_id(),
-            message_ts=isoformat_z(self.clock.now()),
+            message_ts=isoformat_z(now),
             action="on-search",
             status=RequestStatus.SUCC,
             total_count=len(items),
@@ -121,10 +176,26 @@ class SearchService:
             sender_id=self.settings.registry.registry_id,
             receiver_id=header.sender_id,
         )
-        return SearchOutcome(callback, response)
+        return SearchOutcome(
+            callback,
+            response,
+            sender_id=sender,
+            policy_revision=policy.revision if policy is not None else None,
+            disclosures=tuple(disclosure for _, disclosure in answers),
+        )
 
-    async def _item(self, item: SearchRequestItem, *, duplicate: bool) -> SearchResponseItem:
-        now = isoformat_z(self.clock.now())
+    async def _item(
+        self,
+        item: SearchRequestItem,
+        duplicate: bool,
+        policy: CompiledPolicy | None,
+        now: dt.datetime,
+    ) -> tuple[SearchResponseItem, Disclosure]:
+        stamp = isoformat_z(now)
+        criteria = item.search_criteria
+        disclosure = Disclosure(reference_id=item.reference_id, query_type=criteria.query_type)
+        default_size = self.settings.search.default_page_size
+        max_size = self.settings.search.max_page_size
         try:
             if duplicate:
                 raise ItemRejection(
@@ -132,28 +203,38 @@ class SearchService:
                     "reference_id repeats an earlier item of this message",
                     path="reference_id",
                 )
+            if policy is not None:
+                disclosure.consent = policy.check_consent(criteria.consent, criteria.authorize, now)
+                policy.check_registry_type(criteria.reg_type)
+                policy.check_query_type(criteria.query_type)
+                default_size, max_size = policy.page_sizes(default_size, max_size)
             query = translate_criteria(
-                item.search_criteria,
+                criteria,
                 item_pagination=item.pagination,
-                default_page_size=self.settings.search.default_page_size,
-                max_page_size=self.settings.search.max_page_size,
+                default_page_size=default_size,
+                max_page_size=max_size,
             )
+            if policy is not None:
+                query = policy.restrict(query)
             page = await self.source.search(query)
         except ItemRejection as rejection:
-            return SearchResponseItem(
+            disclosure.reason_code = rejection.code
+            answer = SearchResponseItem(
                 reference_id=item.reference_id,
-                timestamp=now,
+                timestamp=stamp,
                 status=RequestStatus.RJCT,
                 status_reason_code=SearchStatusReasonCode(rejection.code),
                 status_reason_message=_describe(rejection),
                 locale=wire_locale(item.locale),
             )
+            return answer, disclosure
         except DciError:
             raise
         if page.total_count > self.settings.search.max_total_count:
-            return SearchResponseItem(
+            disclosure.reason_code = SearchStatusReasonCode.TOO_MANY_RECORDS_FOUND.value
+            answer = SearchResponseItem(
                 reference_id=item.reference_id,
-                timestamp=now,
+                timestamp=stamp,
                 status=RequestStatus.RJCT,
                 status_reason_code=SearchStatusReasonCode.TOO_MANY_RECORDS_FOUND,
                 status_reason_message=(
@@ -162,14 +243,22 @@ class SearchService:
                 ),
                 locale=wire_locale(item.locale),
             )
-        return SearchResponseItem(
+            return answer, disclosure
+        records = list(page.records)
+        disclosure.record_ids = tuple(
+            found for found in (record_id(bytes(r)) for r in records) if found is not None
+        )
+        disclosure.total_count = page.total_count
+        if policy is not None:
+            records = policy.minimise_all(records, now.date())
+        answer = SearchResponseItem(
             reference_id=item.reference_id,
-            timestamp=now,
+            timestamp=stamp,
             status=RequestStatus.SUCC,
             data=SearchResponseData(
                 reg_type=registry_type_wire(RegistryType.CIVIL),
                 reg_record_type=record_type_wire(RecordType.PERSON),
-                reg_records=list(page.records),
+                reg_records=records,
             ),
             pagination=Pagination(
                 page_size=query.page.size,
@@ -178,6 +267,7 @@ class SearchService:
             ),
             locale=wire_locale(item.locale),
         )
+        return answer, disclosure
 
 
 def _describe(rejection: ItemRejection) -> str:

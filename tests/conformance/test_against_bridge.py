@@ -17,6 +17,8 @@ import pytest
 from conformance.runner import Outcome
 from dci_bridge.api.app import create_app
 from dci_bridge.records.seed import KnownPersons, known_persons, seed_store
+from dci_bridge.registry.policy import UNRESTRICTED
+from dci_bridge.registry.policy_store import PolicyStore
 from dci_bridge.registry.senders import SenderRegistry
 from dci_bridge.settings import Settings
 from tests.conformance.fakes.harness import KEYS, SENDER_ID, explain, ids, run_cases
@@ -58,6 +60,11 @@ def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         _, secret = registry.register(SENDER_ID, jwks=KEYS.public_jwks())
     finally:
         registry.close()
+    policies = PolicyStore.from_url(url)
+    try:  # the suite's sender may learn everything
+        policies.set(SENDER_ID, UNRESTRICTED)
+    finally:
+        policies.close()
     settings = Settings.from_env(
         {
             "DCI_BRIDGE_DATABASE__URL": url,

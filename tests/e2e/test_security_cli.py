@@ -53,6 +53,12 @@ def test_client_keygen_register_sign_send_verify(runner: CliRunner, bridge: Brid
             )
         )
     )  # fmt: skip
+    # a new client learns nothing until it has a disclosure policy
+    _ok(
+        runner.invoke(
+            main, ["clients", "policy", "set", "cli.example.org", "--preset", "unrestricted"]
+        )
+    )
     token = httpx.post(
         bridge.url + "/oauth2/client/token",
         data={

@@ -62,10 +62,17 @@ class SearchController(Controller):
         count = len(message.search_request) if message is not None else 0
         check_header(header, action="search", items=count, settings=state.settings)
         assert message is not None
-        outcome = await state.search.search(header, message)
+        sender_id = admission.sender.sender_id if admission.sender is not None else None
+        outcome = await state.search.search(header, message, sender_id=sender_id)
         count_search_results(outcome.response.search_response)
         if state.audit is not None:
-            state.audit.record_search(header, message, outcome.response)
+            state.audit.record_search(
+                header,
+                message,
+                outcome.response,
+                disclosures=outcome.disclosures,
+                policy_revision=outcome.policy_revision,
+            )
         answer = outcome.header
         if admission.encrypted:
             answer = msgspec.structs.replace(answer, is_msg_encrypted=True)
