@@ -34,8 +34,23 @@ async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     if not request.app.state.bridge.settings.metrics.enabled:
         raise NotFoundException()
+    worker = request.app.state.bridge.delivery
+    if worker is not None:  # outbox depth is counted when scraped, not on every change
+        await asyncio.to_thread(_count_outbox, worker.engine)
     payload = await asyncio.to_thread(metrics.render)
     return Response(payload, media_type=metrics.CONTENT_TYPE_LATEST)
+
+
+def _count_outbox(engine: sa.Engine) -> None:
+    from dci_bridge.delivery.outbox import count_by_state
+
+    try:
+        with engine.connect() as conn:
+            counts = count_by_state(conn)
+    except sa.exc.SQLAlchemyError:
+        return  # the database check of /ready reports this; metrics stay available
+    for state in ("pending", "done", "dead", *counts):
+        metrics.set_outbox_depth(state, counts.get(state, 0))
 
 
 def database_check(url: str) -> tuple[ReadinessCheck, sa.Engine]:

@@ -35,6 +35,7 @@ from dci_bridge.delivery import outbox
 from dci_bridge.delivery.outbox import AttemptResult, Job, NewJob
 from dci_bridge.delivery.sender import CallbackSender
 from dci_bridge.errors import DciError
+from dci_bridge.ops import metrics
 from dci_bridge.settings import DeliverySettings
 
 __all__ = ["TaskHandler", "TaskOutcome", "Worker", "envelope_bytes"]
@@ -259,6 +260,8 @@ class Worker:
             error = f"internal error: {type(exc).__name__}"
             result = AttemptResult(job, started_at, _ms(started), "retry", error=error)
         self.stats[result.outcome] = self.stats.get(result.outcome, 0) + 1
+        if job.target_url is not None:  # a callback, not a task such as running a search
+            metrics.record_delivery_attempt(result.outcome, result.latency_ms / 1000)
         self._results.append(result)
 
     async def _run_task(self, job: Job, started_at: dt.datetime, started: float) -> AttemptResult:

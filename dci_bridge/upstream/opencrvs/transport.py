@@ -9,11 +9,13 @@ quota is not an outage: it does not open the breaker.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from dci_bridge.errors import UpstreamError, UpstreamTimeoutError
+from dci_bridge.ops import metrics
 from dci_bridge.upstream.opencrvs.auth import TokenProvider
 from dci_bridge.upstream.opencrvs.breaker import CircuitBreaker
 from dci_bridge.upstream.opencrvs.http import TransportError, TransportTimeout, UpstreamHttp
@@ -67,7 +69,26 @@ class Upstream:
         return self._headers
 
     async def call(self, url: str, body: bytes | None, read: Callable[[UpstreamAnswer], T]) -> T:
-        """POST `body` (GET when None) to `url` with our token; `read` decodes the answer."""
+        """POST `body` (GET when None) to `url` with our token; `read` decodes the answer.
+
+        Counted in the `dci_bridge_upstream_*` metrics (operation: graphql or rest)."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await self._call(url, body, read)
+            outcome = "ok"
+            return result
+        except UpstreamTimeoutError:
+            outcome = "timeout"
+            raise
+        except QuotaExceededError:
+            outcome = "quota"
+            raise
+        finally:
+            operation = "graphql" if self.graphql else "rest"
+            metrics.observe_upstream(operation, outcome, time.perf_counter() - started)
+
+    async def _call(self, url: str, body: bytes | None, read: Callable[[UpstreamAnswer], T]) -> T:
         stale: str | None = None
         for attempt in range(2):
             self.breaker.before()

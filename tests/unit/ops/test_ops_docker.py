@@ -144,3 +144,24 @@ def test_compose_commands_and_variables_exist_in_the_code(compose: dict[str, Any
         for variable in _env_names(service.get("environment")):
             if variable.startswith(ENV_PREFIX):
                 assert variable in known, f"service {name}: Settings does not know {variable}"
+
+
+def test_compose_points_the_bridges_at_the_simulator(compose: dict[str, Any]) -> None:
+    from dci_bridge.upstream.simulator import SEARCH_CLIENT
+
+    environment = compose["services"]["bridge"]["environment"]
+    assert environment["DCI_BRIDGE_UPSTREAM__SOURCE"] == "opencrvs"
+    port = compose["services"]["simulator"]["command"][-1]
+    assert environment["DCI_BRIDGE_UPSTREAM__GATEWAY_URL"] == f"http://simulator:{port}"
+    assert environment["DCI_BRIDGE_UPSTREAM__CLIENT_ID"] == SEARCH_CLIENT.client_id
+    assert environment["DCI_BRIDGE_UPSTREAM__CLIENT_SECRET"] == SEARCH_CLIENT.client_secret
+
+
+def test_compose_replicas_share_the_keys_created_once(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["keys"]["command"][:1] == ["keys"]
+    assert services["bridge"]["depends_on"]["keys"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert set(services["bridge"]["volumes"]) == set(services["keys"]["volumes"])
+    assert services["bridge"]["volumes"][0].endswith(":/var/lib/dci-bridge")
