@@ -102,8 +102,8 @@ class MetricsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     enabled: bool = True
     """Serve `/metrics` and count requests (off: `/metrics` answers 404)."""
     multiprocess_dir: str = ""
-    """Directory for per-worker metric files when `server.workers` > 1; empty: a fresh
-    directory under the data directory, emptied at start."""
+    """Directory for per-worker metric files when `server.workers` > 1 (emptied at start; one
+    per `serve` process, never shared by replicas); empty: a new temporary directory."""
 
 
 class AuditSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -91,9 +91,12 @@ def _run_server(settings: Settings) -> None:
 def _metrics_dir(settings: Settings) -> Path:
     """An empty directory for the workers' metric files (stale files would add up)."""
     import shutil
+    import tempfile
 
     configured = settings.metrics.multiprocess_dir
-    directory = Path(configured) if configured else Path(settings.data_dir) / "metrics"
+    if not configured:  # not in the data directory: replicas may share that one
+        return Path(tempfile.mkdtemp(prefix="dci-bridge-metrics-")).resolve()
+    directory = Path(configured)
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
