@@ -254,6 +254,36 @@ class PolicySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """How long a server process keeps a sender's policy before reading it again."""
 
 
+class OpencrvsWebhookSettings(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
+):
+    """OpenCRVS -> bridge: the v1.x webhook receiver and the v2 lifecycle-hook receiver."""
+
+    sha_secret: str = ""
+    """The WEBHOOK integration's sha_secret; empty switches `/opencrvs/webhooks` off (503)."""
+    v2_token: str = ""
+    """Bearer token a v2 country-config hook must send to `/trigger/events/...`; empty: off."""
+    v2_field_map: str = ""
+    """JSON object overriding the v2 declaration field ids (defaults: Farajaland)."""
+    process_batch: Positive = 20
+    """Inbox rows processed per transaction-loop pass."""
+    retry_failed_after_s: Positive = 60
+    """A delivery whose processing failed is retried after this many seconds (then quarantined)."""
+    max_attempts: Positive = 3
+    """Processing attempts before an inbox row is quarantined as failed."""
+
+
+class SubscriptionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """DCI subscriptions: limits, lifetime and batching."""
+
+    max_per_sender: Positive = 100
+    """Active subscriptions one sender may hold; more are rejected per item."""
+    max_lifetime_days: Positive = 366
+    """Subscriptions without an end time expire after this many days."""
+    max_batch_events: Positive = 100
+    """Most notify_event items in one batched notify message."""
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Top-level settings."""
 
@@ -270,6 +300,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     upstream: UpstreamSettings = msgspec.field(default_factory=UpstreamSettings)
     policy: PolicySettings = msgspec.field(default_factory=PolicySettings)
+    opencrvs_webhook: OpencrvsWebhookSettings = msgspec.field(
+        default_factory=OpencrvsWebhookSettings
+    )
+    subscriptions: SubscriptionSettings = msgspec.field(default_factory=SubscriptionSettings)
 
     @property
     def database_url(self) -> str:

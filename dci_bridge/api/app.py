@@ -17,7 +17,9 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 
 from dci_bridge import __version__
 from dci_bridge.api.controllers.async_ops import AsyncController
+from dci_bridge.api.controllers.opencrvs import OpencrvsV2HookController, OpencrvsWebhookController
 from dci_bridge.api.controllers.search import SearchController
+from dci_bridge.api.controllers.subscribe import SubscribeController
 from dci_bridge.api.errors import handle_dci_error, handle_http_exception, handle_unexpected
 from dci_bridge.api.observe import install as install_observer
 from dci_bridge.api.openapi import openapi_text
@@ -26,16 +28,21 @@ from dci_bridge.api.security import JwksController, TokenController
 from dci_bridge.api.state import BridgeState
 from dci_bridge.clock import Clock, SystemClock
 from dci_bridge.crypto import EnvelopeSigner
-from dci_bridge.db.engine import create_sync_engine, migrate
+from dci_bridge.db.engine import begin_write, create_sync_engine, migrate
 from dci_bridge.delivery.worker import Worker
 from dci_bridge.errors import DciError
 from dci_bridge.records.source import RecordSource
+from dci_bridge.records.store import EmbeddedFhirStore
 from dci_bridge.registry.async_ops import SEARCH_TASK, AsyncOperations
 from dci_bridge.registry.audit import AuditTrail
+from dci_bridge.registry.callbacks import NotifySink, OutboxSink
 from dci_bridge.registry.ids import IdSource, UuidSource
+from dci_bridge.registry.ingest import IngestLoop, IngestService
+from dci_bridge.registry.notify import Fanout
 from dci_bridge.registry.policy_store import PolicySource, PolicyStore
 from dci_bridge.registry.search import SearchService
 from dci_bridge.registry.security import SecurityService
+from dci_bridge.registry.subscriptions import SubscriptionService, SubscriptionStore
 from dci_bridge.settings import Settings
 from dci_bridge.upstream.sources import open_record_source, reachability_check
 
@@ -65,6 +72,7 @@ def create_app(
     ids: IdSource | None = None,
     signer: EnvelopeSigner | None = None,
     policies: PolicySource | None = None,
+    sink: NotifySink | None = None,
 ) -> Litestar:
     """Build the bridge. Without `source`, the configured one (`upstream.source`) is used;
     without `policies`, the disclosure policies stored in the database (unless the settings
@@ -102,18 +110,23 @@ def create_app(
             ),
             security=SecurityService.create(settings, engine, clock=clock, http=http),
         )
+        events_engine, own_events_engine = _events_engine(settings, record_source)
         app.state.bridge = bridge
         if settings.audit.enabled:
             bridge.audit = await open_audit(settings, clock)
         await _start_delivery(bridge, settings, clock, ids, signer)
+        _wire_events(bridge, events_engine, clock, ids, sink)
         db_check, db_check_engine = database_check(settings.database_url)
         bridge.readiness.add("database", db_check)
         upstream_check = reachability_check(record_source)
         if upstream_check is not None:
             bridge.readiness.add("upstream", upstream_check)
+        assert bridge.ingest_loop is not None
+        bridge.ingest_loop.start()
         try:
             yield
         finally:
+            await bridge.ingest_loop.stop()
             for hook in reversed(bridge.shutdown_hooks):
                 await hook()
             if bridge.audit is not None:
@@ -121,6 +134,8 @@ def create_app(
             await http.aclose()
             engine.dispose()
             db_check_engine.dispose()
+            if own_events_engine:
+                events_engine.dispose()
             if own_source:
                 await record_source.aclose()
 
@@ -134,6 +149,9 @@ def create_app(
             AsyncController,
             TokenController,
             JwksController,
+            SubscribeController,
+            OpencrvsWebhookController,
+            OpencrvsV2HookController,
         ],
         lifespan=[lifespan],
         exception_handlers=_exception_handlers(),
@@ -183,6 +201,38 @@ async def open_audit(settings: Settings, clock: Clock) -> AuditTrail | None:
     except sa.exc.SQLAlchemyError as exc:
         _log.error("audit trail unavailable", extra={"fields": {"error": type(exc).__name__}})
         return None
+
+
+def _events_engine(settings: Settings, source: RecordSource) -> tuple[sa.Engine, bool]:
+    """The engine of the event tables: the embedded store's, or one of our own."""
+    if isinstance(source, EmbeddedFhirStore):
+        return source.engine, False
+    return create_sync_engine(settings.database_url, pool_size=settings.database.pool_size), True
+
+
+def _wire_events(
+    state: BridgeState, engine: sa.Engine, clock: Clock, ids: IdSource, sink: NotifySink | None
+) -> None:
+    """Subscriptions, webhook ingest and notify fan-out over one engine; callbacks go to the
+    delivery outbox unless a test passes its own sink."""
+    settings = state.settings
+    callbacks: NotifySink = sink if sink is not None else OutboxSink()
+    store = SubscriptionStore()
+    fanout = Fanout(store, callbacks, settings, clock, ids)
+    ingest = IngestService(engine, settings, clock, ids, fanout)
+
+    def flush() -> int:
+        with begin_write(engine) as conn:
+            return fanout.flush_batches(conn, clock.now())
+
+    def kick() -> None:
+        if state.delivery is not None:
+            state.delivery.kick()
+
+    state.fanout = fanout
+    state.ingest = ingest
+    state.ingest_loop = IngestLoop(ingest, on_tick=flush, after_pass=kick)
+    state.subscriptions = SubscriptionService(engine, store, settings, clock, ids, callbacks)
 
 
 def _exception_handlers() -> dict[Any, Any]:

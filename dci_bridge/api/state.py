@@ -10,9 +10,12 @@ from dci_bridge.ops.readiness import Readiness
 from dci_bridge.records.source import RecordSource
 from dci_bridge.registry.async_ops import AsyncOperations
 from dci_bridge.registry.audit import AuditTrail
+from dci_bridge.registry.ingest import IngestLoop, IngestService
+from dci_bridge.registry.notify import Fanout
 from dci_bridge.registry.search import SearchService
 from dci_bridge.registry.security import SecurityService
 from dci_bridge.registry.senders import SenderRegistry
+from dci_bridge.registry.subscriptions import SubscriptionService
 from dci_bridge.settings import Settings
 
 
@@ -38,3 +41,8 @@ class BridgeState:
     senders: SenderRegistry | None = None
     """The registered DCI clients (callback prefixes, keys, signature scheme); the same
     instance as `security.senders`."""
+    """The registered DCI clients (callback prefixes, keys, signature scheme)."""
+    ingest: IngestService | None = None
+    ingest_loop: IngestLoop | None = None
+    fanout: Fanout | None = None
+    subscriptions: SubscriptionService | None = None

@@ -78,6 +78,25 @@ def translate_criteria(
     return RecordQuery(where=where, event_types=events, sort=sort, page=page)
 
 
+def translate_filter(filter_type: QueryType | None, raw: Any) -> Expr | None:
+    """A subscription `filter` as a filter tree (None: no filter); raises `ItemRejection`.
+
+    Same shapes and rules as a search `query`. Without `filter_type` the shape decides: a
+    list is a predicate, `{type, value: {expression}}` an expression, `{type, value}` an
+    identifier look-up. An empty filter (`null`, `{}`, `[]`) matches every event.
+    """
+    if raw is None or raw == {} or raw == []:
+        return None
+    if filter_type is None:
+        if isinstance(raw, list):
+            filter_type = QueryType.PREDICATE
+        elif isinstance(raw, dict) and isinstance(raw.get("value"), dict):
+            filter_type = QueryType.EXPRESSION
+        else:
+            filter_type = QueryType.IDTYPE_VALUE
+    return _query_expr(filter_type, raw)
+
+
 def _check_registry_type(value: str | None) -> None:
     if value is None or value == "":
         return

@@ -61,7 +61,7 @@ from dci_bridge.registry.policy import Disclosure
 from dci_bridge.registry.search import SearchService
 from dci_bridge.settings import Settings
 
-__all__ = ["SEARCH_TASK", "AsyncOperations", "CallbackTarget", "TxnLookup"]
+__all__ = ["SEARCH_TASK", "AsyncOperations", "CallbackTarget", "TxnLookup", "record_transaction"]
 
 SEARCH_TASK: Final = "search"
 """Outbox kind of the task that runs an accepted async search."""
@@ -450,6 +450,34 @@ def _insert_transaction(
             created_at=now,
             updated_at=now,
         )
+    )
+
+
+def record_transaction(
+    conn: sa.Connection,
+    *,
+    correlation_id: str,
+    header: MsgHeader,
+    transaction_id: str,
+    txn_type: str,
+    reference_ids: list[str],
+    callback_url: str | None,
+    response: bytes,
+    now: dt.datetime,
+) -> None:
+    """Store a finished transaction of another use case (subscribe, unsubscribe) so that
+    txn status reports it like a search."""
+    _insert_transaction(
+        conn,
+        correlation_id=correlation_id,
+        header=header,
+        transaction_id=transaction_id,
+        txn_type=txn_type,
+        status=RequestStatus.SUCC.value,
+        reference_ids=reference_ids,
+        callback_url=callback_url,
+        response=response,
+        now=now,
     )
 
 
