@@ -148,6 +148,10 @@ class DeliverySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     retention_days: Annotated[float, Meta(gt=0)] = 7.0
     """Finished jobs, their attempts and transactions are pruned after this many days."""
 
+    def __post_init__(self) -> None:
+        if self.lease_s < self.timeout_s + 5:
+            raise ValueError("delivery lease_s must be at least timeout_s + 5 seconds")
+
 
 SigningAlgorithm = Literal["EdDSA", "ES256", "RS256"]
 PositiveSeconds = Annotated[float, Meta(gt=0)]

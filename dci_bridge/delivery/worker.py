@@ -96,6 +96,7 @@ class Worker:
         self.stats: dict[str, int] = {"done": 0, "retry": 0, "dead": 0, "gone": 0}
         self._results: list[AttemptResult] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[str] = set()
         self._ticking = False
         self._again = False
         self._closing = False
@@ -230,6 +231,9 @@ class Worker:
         return claimed, disabled
 
     def _spawn(self, job: Job, disabled: set[str]) -> None:
+        if job.job_id in self._running:  # its lease ran out while we still work on it
+            return
+        self._running.add(job.job_id)
         task = asyncio.get_running_loop().create_task(self._run(job, disabled))
         self._tasks.add(task)
         self._idle.clear()
@@ -242,6 +246,12 @@ class Worker:
         self.kick()
 
     async def _run(self, job: Job, disabled: set[str]) -> None:
+        try:
+            await self._attempt(job, disabled)
+        finally:
+            self._running.discard(job.job_id)
+
+    async def _attempt(self, job: Job, disabled: set[str]) -> None:
         started_at = self.clock.now()
         started = time.perf_counter()
         try:
