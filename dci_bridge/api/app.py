@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
 from dci_bridge import __version__
+from dci_bridge.api.controllers.admin import AdminController
 from dci_bridge.api.controllers.async_ops import AsyncController
 from dci_bridge.api.controllers.opencrvs import OpencrvsV2HookController, OpencrvsWebhookController
 from dci_bridge.api.controllers.search import SearchController
@@ -147,6 +148,7 @@ def create_app(
             openapi_document,
             SearchController,
             AsyncController,
+            AdminController,
             TokenController,
             JwksController,
             SubscribeController,

@@ -11,16 +11,15 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import click
 import sqlalchemy as sa
 
 from dci_bridge.cli._common import main
 from dci_bridge.cli._common import settings_from_env as _settings
-from dci_bridge.clock import SystemClock, isoformat_z
+from dci_bridge.clock import SystemClock
 from dci_bridge.delivery import outbox
-from dci_bridge.delivery.outbox import Job, JobDetail
+from dci_bridge.delivery.views import detail_view, job_view
 
 
 @contextmanager
@@ -34,46 +33,6 @@ def _engine(database_url: str | None) -> Iterator[sa.Engine]:
         yield engine
     finally:
         engine.dispose()
-
-
-def _time(moment: dt.datetime | None) -> str | None:
-    return None if moment is None else isoformat_z(moment)
-
-
-def job_view(job: Job) -> dict[str, Any]:
-    """A job as JSON (no message bodies: they may hold personal data)."""
-    return {
-        "job_id": job.job_id,
-        "kind": job.kind,
-        "state": job.state,
-        "sender_id": job.sender_id,
-        "message_id": job.message_id,
-        "correlation_id": job.correlation_id,
-        "target_url": job.target_url,
-        "attempts": job.attempts,
-        "next_attempt_at": _time(job.next_attempt_at) if job.state == "pending" else None,
-        "last_status": job.last_status,
-        "last_error": job.last_error,
-        "created_at": _time(job.created_at),
-        "completed_at": _time(job.completed_at),
-    }
-
-
-def detail_view(detail: JobDetail) -> dict[str, Any]:
-    view = job_view(detail.job)
-    view["attempt_log"] = [
-        {
-            "number": a.number,
-            "started_at": _time(a.started_at),
-            "latency_ms": a.latency_ms,
-            "http_status": a.http_status,
-            "outcome": a.outcome,
-            "error": a.error,
-            "worker": a.worker,
-        }
-        for a in detail.attempts
-    ]
-    return view
 
 
 _DB_OPTION = click.option("--database-url", help="Store URL (default: the configured one).")

@@ -36,6 +36,8 @@ class Bridge:
         sender: DciTestClient,
         other: DciTestClient,
     ):
+        self.base = base
+        self.sender = sender
         self.http = sender.authenticated(base, timeout=10)  # a registered, signing client
         self.other = other.authenticated(base, timeout=10)  # another registered client
         self.other_id = other.sender_id
@@ -93,6 +95,7 @@ def bridge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bridge]:
         with serve_asgi(create_app(settings)) as base:
             callback = f"{receiver_base}/registry/on-search"
             bridge = Bridge(base, receiver, callback, tmp_path, sender, other)
+            bridge.sender_database_url = url
             try:
                 yield bridge
             finally:
@@ -248,3 +251,45 @@ def test_txn_status_of_an_unknown_or_foreign_transaction_is_rejected(
         answer = response.json()
         assert answer["header"]["status"] == "rjct"
         assert "message" not in answer
+
+
+def test_admin_api_lists_deliveries_with_their_attempts(bridge: Bridge, known: KnownPersons):
+    body = search_envelope(bridge, item("idtype-value", {"type": "BRN", "value": known.child_brn}))
+    correlation_id = acked(bridge.post("/registry/search", body))
+    bridge.callbacks("on-search")
+    admin = DciTestClient.register(
+        bridge.sender_database_url,
+        f"admin-{uuid.uuid4().hex[:8]}.example.org",
+        scopes=("registry.admin",),
+    )
+    with httpx.Client(base_url=bridge.base, timeout=10) as http:
+        assert_dci_error(http.get("/admin/deliveries"), 401, "err.request.unauthorized")
+        searcher = {"Authorization": f"Bearer {bridge.sender.token(bridge.base)}"}
+        assert_dci_error(
+            http.get("/admin/deliveries", headers=searcher), 403, "err.request.forbidden"
+        )
+        headers = {"Authorization": f"Bearer {admin.token(bridge.base, 'registry.admin')}"}
+        deadline = time.monotonic() + 10
+        while True:
+            listed = http.get(
+                "/admin/deliveries", params={"kind": "on-search", "limit": 1000}, headers=headers
+            )
+            assert listed.status_code == 200, listed.text[:300]
+            mine = [j for j in listed.json()["jobs"] if j["correlation_id"] == correlation_id]
+            if (mine and mine[0]["state"] == "done") or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        [job] = mine
+        assert job["state"] == "done"
+        assert job["target_url"] == bridge.callback
+        assert "header" not in job
+        assert "message" not in job
+        shown = http.get(f"/admin/deliveries/{job['job_id']}", headers=headers)
+        assert shown.status_code == 200
+        [attempt] = shown.json()["attempt_log"]
+        assert attempt["http_status"] == 200
+        assert attempt["outcome"] == "done"
+        missing = http.get("/admin/deliveries/no-such-job", headers=headers)
+        assert_dci_error(missing, 404, "err.request.not_found")
+        bad = http.get("/admin/deliveries", params={"state": "weird"}, headers=headers)
+        assert_dci_error(bad, 400, "err.request.bad")
