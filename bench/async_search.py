@@ -143,7 +143,7 @@ def transports(base: str, count: int) -> dict[str, float]:
 # --- 2. worker throughput --------------------------------------------------------------
 
 
-def worker_throughput(base: str, count: int, workdir: Path) -> float:
+def worker_throughput(base: str, count: int, workdir: Path) -> tuple[float, float]:
     from dci_bridge.clock import SystemClock
     from dci_bridge.crypto import EnvelopeSigner, KeyStore
     from dci_bridge.db.engine import begin_write, create_sync_engine, migrate
@@ -182,21 +182,22 @@ def worker_throughput(base: str, count: int, workdir: Path) -> float:
         outbox.enqueue(conn, jobs, now=clock.now())
     settings = DeliverySettings(allow_private_addresses=True, batch_size=200, max_in_flight=256)
 
-    async def run() -> float:
+    async def run() -> tuple[float, float]:
         worker = Worker(engine, settings, clock=clock, signer=signer)
         started = time.perf_counter()
+        cpu = time.process_time()
         try:
             await worker.run_until_idle(timeout_s=600)
         finally:
             await worker.aclose()
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
-    elapsed = asyncio.run(run())
+    elapsed, cpu = asyncio.run(run())
     with engine.connect() as conn:
         counts = outbox.count_by_state(conn)
     engine.dispose()
     assert counts == {"done": count}, counts
-    return count / elapsed
+    return count / elapsed, cpu / count * 1000
 
 
 # --- 3. async search under load --------------------------------------------------------
@@ -339,8 +340,8 @@ def main() -> None:
             print(f"   ratio httpx-aiohttp / httpx: {costs['httpx-aiohttp'] / costs['httpx']:.2f}")
 
         print(f"2. worker: {args.callbacks} signed callbacks from a SQLite outbox")
-        rate = worker_throughput(receiver_url, args.callbacks, workdir)
-        print(f"   {rate:.0f} callbacks/s")
+        rate, cpu_ms = worker_throughput(receiver_url, args.callbacks, workdir)
+        print(f"   {rate:.0f} callbacks/s, {cpu_ms:.2f} ms CPU per callback (worker process)")
 
         from dci_bridge.records.seed import known_persons, seed_store
 

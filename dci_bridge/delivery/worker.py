@@ -43,6 +43,8 @@ __all__ = ["TaskHandler", "TaskOutcome", "Worker", "envelope_bytes"]
 log = logging.getLogger("dci_bridge.delivery")
 
 _ENCODE = msgspec.json.Encoder()
+_RECORD_DELAY_S = 0.02
+"""Finished attempts wait this long for others to be recorded in the same transaction."""
 
 
 @dataclass(slots=True)
@@ -99,6 +101,7 @@ class Worker:
         self._running: set[str] = set()
         self._ticking = False
         self._again = False
+        self._kick_pending = False
         self._closing = False
         self._scheduler: Any = None
         self._kicks: set[asyncio.Task[Any]] = set()
@@ -168,25 +171,38 @@ class Worker:
 
     # --- the tick ----------------------------------------------------------------------
 
-    def kick(self) -> None:
-        """Run a tick soon (after this process enqueued, or an attempt finished)."""
+    def kick(self, delay_s: float = 0.0) -> None:
+        """Run a tick soon (after this process enqueued, or an attempt finished). Kicks that
+        come while one is pending or running are merged, so finished attempts are recorded
+        in batches."""
         if self._closing:
             return
         if self._ticking:
             self._again = True
             return
+        if self._kick_pending:
+            return
         try:
-            task = asyncio.get_running_loop().create_task(self.tick())
+            loop = asyncio.get_running_loop()
         except RuntimeError:  # no running loop: the scheduler's next tick will do
             return
+        self._kick_pending = True
+        loop.call_later(delay_s, self._start_kicked_tick)
+
+    def _start_kicked_tick(self) -> None:
+        self._kick_pending = False
+        if self._closing:
+            return
+        task = asyncio.get_running_loop().create_task(self.tick())
         self._kicks.add(task)
         task.add_done_callback(self._kicks.discard)
 
     async def tick(self) -> int:
-        """Record finished attempts and claim due jobs; returns how many were claimed."""
+        """Record finished attempts and claim due jobs; returns how many were claimed
+        (-1 when another tick was running: it will run again)."""
         if self._ticking:
             self._again = True
-            return 0
+            return -1
         self._ticking = True
         self._not_ticking.clear()
         total = 0
@@ -243,7 +259,7 @@ class Worker:
         self._tasks.discard(task)
         if not self._tasks:
             self._idle.set()
-        self.kick()
+        self.kick(_RECORD_DELAY_S)
 
     async def _run(self, job: Job, disabled: set[str]) -> None:
         try:
@@ -327,6 +343,8 @@ class Worker:
         while time.monotonic() < deadline:
             await self._not_ticking.wait()  # a kicked tick may be running: let it finish
             claimed = await self.tick()
+            if claimed < 0 or self._ticking:
+                continue  # another tick ran: wait for it above, then look again
             if self._tasks:
                 await asyncio.wait(set(self._tasks), timeout=max(deadline - time.monotonic(), 0))
                 continue
