@@ -1,0 +1,185 @@
+"""Notify fan-out: OpenCRVS webhook -> bridge -> signed notify at loopback subscribers.
+
+Runs a real bridge (uvicorn, SQLite store in a temp dir) and one loopback receiver, all in
+this process's threads, and measures:
+- webhook ingest: time from POSTing a signed webhook to its 202 (p50, p99);
+- one event to N subscribers (default 100): time from the POST to the last notify received
+  (p50, p95 over several events), and deliveries/s;
+- a sustained stream of events to M subscribers (default 10): webhook-to-delivered p50/p95
+  for every notify and deliveries/s.
+Targets: 100-subscriber fan-out delivered within 1 s (p95); webhook ingest p99 <= 50 ms.
+
+    python bench/notify_fanout.py [--subscribers 100] [--events 10] [--stream 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dci_bridge.api.app import create_app
+from dci_bridge.db.engine import migrate
+from dci_bridge.records.mapped import RecordEvent
+from dci_bridge.settings import Settings
+from tests.delivery_receivers import RecordingReceiver
+from tests.security_support import DciTestClient
+from tests.servers import serve_asgi
+from tests.subscriptions_support import (
+    SHA_SECRET,
+    bundles_of,
+    post_webhook,
+    subscribe_envelope,
+    webhook_body,
+)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def notifies(receiver: RecordingReceiver) -> list[tuple[float, dict[str, object]]]:
+    with receiver.lock:
+        items = list(receiver.received)
+    out = []
+    for item in items:
+        body = msgspec.json.decode(item.body)
+        if body["header"]["action"] == "notify":
+            out.append((item.at, body))
+    return out
+
+
+def wait_count(receiver: RecordingReceiver, count: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(notifies(receiver)) < count:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {len(notifies(receiver))} of {count} notifies arrived")
+        time.sleep(0.002)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--subscribers", type=int, default=100)
+    parser.add_argument("--events", type=int, default=10)
+    parser.add_argument("--stream", type=int, default=60)
+    parser.add_argument("--stream-subscribers", type=int, default=10)
+    args = parser.parse_args()
+    births = [b for b, _ in bundles_of(RecordEvent.BIRTH)]
+    deaths = [b for b, _ in bundles_of(RecordEvent.DEATH)]
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.sqlite3"
+        migrate(url)
+        sender = DciTestClient.register(url, "bench.sp")
+        receiver = RecordingReceiver()
+        with serve_asgi(receiver) as receiver_base:
+            settings = Settings.from_env(
+                {
+                    "DCI_BRIDGE_DATABASE__URL": url,
+                    "DCI_BRIDGE_DATA_DIR": tmp,
+                    "DCI_BRIDGE_OPENCRVS_WEBHOOK__SHA_SECRET": SHA_SECRET,
+                    "DCI_BRIDGE_DELIVERY__ALLOW_PRIVATE_ADDRESSES": "true",
+                    "DCI_BRIDGE_DELIVERY__CALLBACK_PREFIXES": f"{receiver_base}/",
+                    "DCI_BRIDGE_SUBSCRIPTIONS__MAX_PER_SENDER": "1000",
+                    "DCI_BRIDGE_LOG__LEVEL": "warning",
+                }
+            )
+            with (
+                serve_asgi(create_app(settings)) as base,
+                sender.authenticated(base, timeout=30) as client,
+                httpx.Client(timeout=30) as plain,
+            ):
+                fan = run_fanout(args, client, plain, base, receiver, receiver_base, births)
+                stream = run_stream(args, client, plain, base, receiver, receiver_base, deaths)
+    print_report(args, fan, stream)
+
+
+def subscribe(client: httpx.Client, base: str, uri: str, event: str, n: int) -> None:
+    for _ in range(n):
+        envelope = subscribe_envelope(sender_id="bench.sp", sender_uri=uri, event_type=event)
+        response = client.post(f"{base}/registry/subscribe", json=envelope)
+        assert response.status_code == 200, response.text
+
+
+def run_fanout(args, client, plain, base, receiver, receiver_base, births):  # type: ignore[no-untyped-def]
+    subscribe(client, base, f"{receiver_base}/fan/notify", "LiveBirth", args.subscribers)
+    time.sleep(1.0)  # on-subscribe callbacks out of the way
+    ingest: list[float] = []
+    fanout: list[float] = []
+    delivered = 0
+    started_all = time.monotonic()
+    for bundle in births[: args.events]:
+        before = len(notifies(receiver))
+        t0 = time.monotonic()
+        response = post_webhook(plain, base, webhook_body(bundle))
+        ingest.append(time.monotonic() - t0)
+        assert response.status_code == 202, response.text
+        wait_count(receiver, before + args.subscribers)
+        last = max(at for at, _ in notifies(receiver)[before:])
+        fanout.append(last - t0)
+        delivered += args.subscribers
+    elapsed = time.monotonic() - started_all
+    return {"ingest": ingest, "fanout": fanout, "rate": delivered / elapsed}
+
+
+def run_stream(args, client, plain, base, receiver, receiver_base, deaths):  # type: ignore[no-untyped-def]
+    subscribe(client, base, f"{receiver_base}/stream/notify", "Death", args.stream_subscribers)
+    time.sleep(1.0)
+    before = len(notifies(receiver))
+    sent: dict[str, float] = {}
+    ingest: list[float] = []
+    pool = deaths * (1 + args.stream // max(1, len(deaths)))
+    t_start = time.monotonic()
+    for i, bundle in enumerate(pool[: args.stream]):
+        # each event must be new to the bridge: give the record a fresh id
+        bundle = msgspec.json.decode(msgspec.json.encode(bundle))
+        for entry in bundle["entry"]:
+            resource = entry["resource"]
+            if resource["resourceType"] == "Composition":
+                old = resource["id"]
+                resource["id"] = f"{old[:-8]}{i:08d}"
+            if resource["resourceType"] == "Task":
+                resource["focus"]["reference"] = f"Composition/{old[:-8]}{i:08d}"
+        t0 = time.monotonic()
+        response = post_webhook(plain, base, webhook_body(bundle))
+        ingest.append(time.monotonic() - t0)
+        assert response.status_code == 202, response.text
+        sent[f"{old[:-8]}{i:08d}"] = t0
+    total = len(sent) * args.stream_subscribers
+    wait_count(receiver, before + total, timeout_s=120)
+    got = notifies(receiver)[before:]
+    elapsed = max(at for at, _ in got) - t_start
+    return {"ingest": ingest, "count": len(got), "rate": len(got) / elapsed, "elapsed": elapsed}
+
+
+def ms(value: float) -> str:
+    return f"{value * 1000:.1f} ms"
+
+
+def print_report(args, fan, stream) -> None:  # type: ignore[no-untyped-def]
+    ingest = fan["ingest"] + stream["ingest"]
+    print(f"webhook ingest (POST -> 202), {len(ingest)} posts:")
+    print(f"  p50 {ms(statistics.median(ingest))}  p99 {ms(pct(ingest, 0.99))}  (target <= 50 ms)")
+    print(f"one event -> {args.subscribers} subscribers, {len(fan['fanout'])} events:")
+    print(
+        f"  webhook-to-last-delivered p50 {ms(statistics.median(fan['fanout']))}"
+        f"  p95 {ms(pct(fan['fanout'], 0.95))}  (target p95 <= 1 s)"
+    )
+    print(f"  deliveries/s {fan['rate']:.0f}")
+    print(f"stream: {args.stream} events -> {args.stream_subscribers} subscribers:")
+    print(
+        f"  {stream['count']} notifies in {stream['elapsed']:.2f} s,"
+        f" deliveries/s {stream['rate']:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
