@@ -302,3 +302,32 @@ def page_statement(query: RecordQuery) -> sa.Select[Any]:
 
 def count_statement(query: RecordQuery) -> sa.Select[Any]:
     return sa.select(sa.func.count()).select_from(person_table).where(compile_where(query))
+
+
+def compare(left: Any, op: ExpOperator, right: Any) -> bool:
+    """`left op right` for one comparison operator (`in` compares one value at a time)."""
+    if op in (ExpOperator.EQ, ExpOperator.IN):
+        return bool(left == right)
+    if op is ExpOperator.GT:
+        return bool(left > right)
+    if op is ExpOperator.GE:
+        return bool(left >= right)
+    if op is ExpOperator.LT:
+        return bool(left < right)
+    return bool(left <= right)
+
+
+def compare_instant(left: dt.datetime, op: ExpOperator, value: Value, attribute: Attribute) -> bool:
+    """Compare an instant with a value that may name a whole day (its `[start, end)` range)."""
+    start, end = as_instant_range(value, attribute)
+    if start == end:
+        return compare(left, op, start)
+    if op in (ExpOperator.EQ, ExpOperator.IN):
+        return start <= left < end
+    if op is ExpOperator.GT:
+        return left >= end
+    if op is ExpOperator.GE:
+        return left >= start
+    if op is ExpOperator.LT:
+        return left < start
+    return left < end

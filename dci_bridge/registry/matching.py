@@ -32,9 +32,10 @@ from dci_bridge.records.sql_query import (
     ID_ALIASES,
     as_bool,
     as_date,
-    as_instant_range,
     as_int,
     as_text,
+    compare,
+    compare_instant,
 )
 
 __all__ = [
@@ -124,33 +125,6 @@ def _values(cmp: Comparison) -> Sequence[Value]:
     return cmp.value if isinstance(cmp.value, tuple) else (cmp.value,)
 
 
-def _ordered(left: Any, op: ExpOperator, right: Any) -> bool:
-    if op in (ExpOperator.EQ, ExpOperator.IN):
-        return bool(left == right)
-    if op is ExpOperator.GT:
-        return bool(left > right)
-    if op is ExpOperator.GE:
-        return bool(left >= right)
-    if op is ExpOperator.LT:
-        return bool(left < right)
-    return bool(left <= right)
-
-
-def _instant(left: dt.datetime, op: ExpOperator, value: Value, attribute: Attribute) -> bool:
-    start, end = as_instant_range(value, attribute)
-    if start == end:
-        return _ordered(left, op, start)
-    if op in (ExpOperator.EQ, ExpOperator.IN):
-        return start <= left < end
-    if op is ExpOperator.GT:
-        return left >= end
-    if op is ExpOperator.GE:
-        return left >= start
-    if op is ExpOperator.LT:
-        return left < start
-    return left < end
-
-
 def _comparison(cmp: Comparison, person: PersonFacts) -> bool:
     attribute, op, values = cmp.attribute, cmp.op, _values(cmp)
     if attribute in _PLACES:
@@ -164,17 +138,17 @@ def _comparison(cmp: Comparison, person: PersonFacts) -> bool:
     if attribute in _TEXT:
         upper = attribute is Attribute.MARITAL_STATUS
         return any(
-            _ordered(
+            compare(
                 left, op, as_text(v, attribute).upper() if upper else as_text(v, attribute).lower()
             )
             for v in values
         )
     if attribute in _DATES:
-        return any(_ordered(left, op, as_date(v, attribute)) for v in values)
+        return any(compare(left, op, as_date(v, attribute)) for v in values)
     if attribute in _INSTANTS:
-        return any(_instant(left, op, v, attribute) for v in values)
+        return any(compare_instant(left, op, v, attribute) for v in values)
     if attribute in _INTS:
-        return any(_ordered(left, op, as_int(v, attribute)) for v in values)
+        return any(compare(left, op, as_int(v, attribute)) for v in values)
     if attribute is Attribute.IS_DECEASED:
         return op in (ExpOperator.EQ, ExpOperator.IN) and any(
             left is as_bool(v, attribute) for v in values

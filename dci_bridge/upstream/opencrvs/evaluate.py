@@ -10,12 +10,11 @@ key); values are checked with the same helpers, so a bad value is the same `Item
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 from collections.abc import Sequence
 from typing import Any
 
-from dci_bridge.protocol.codes import EventType, ExpOperator, IdentifierType, SortOrder
+from dci_bridge.protocol.codes import EventType, IdentifierType, SortOrder
 from dci_bridge.records.person import PersonView
 from dci_bridge.records.query import (
     And,
@@ -30,10 +29,11 @@ from dci_bridge.records.query import (
 from dci_bridge.records.sql_query import (
     as_bool,
     as_date,
-    as_instant_range,
     as_int,
     as_text,
     clean_text,
+    compare,
+    compare_instant,
 )
 
 _TEXT = {Attribute.GIVEN_NAME, Attribute.SURNAME, Attribute.SEX, Attribute.MARITAL_STATUS}
@@ -78,33 +78,6 @@ def value_of(view: PersonView, attribute: Attribute) -> Any:
     return value
 
 
-def _compare(left: Any, op: ExpOperator, right: Any) -> bool:
-    if op in (ExpOperator.EQ, ExpOperator.IN):
-        return bool(left == right)
-    if op is ExpOperator.GT:
-        return bool(left > right)
-    if op is ExpOperator.GE:
-        return bool(left >= right)
-    if op is ExpOperator.LT:
-        return bool(left < right)
-    return bool(left <= right)
-
-
-def _instant(left: dt.datetime, op: ExpOperator, value: Value, attribute: Attribute) -> bool:
-    start, end = as_instant_range(value, attribute)
-    if start == end:
-        return _compare(left, op, start)
-    if op in (ExpOperator.EQ, ExpOperator.IN):
-        return start <= left < end
-    if op is ExpOperator.GT:
-        return left >= end
-    if op is ExpOperator.GE:
-        return left >= start
-    if op is ExpOperator.LT:
-        return left < start
-    return left < end
-
-
 def _values(cmp: Comparison) -> tuple[Value, ...]:
     if isinstance(cmp.value, tuple):
         return cmp.value
@@ -125,13 +98,13 @@ def comparison(view: PersonView, cmp: Comparison) -> bool:
     if left is None:
         return False
     if attribute in _TEXT:
-        return any(_compare(left, op, _norm(attribute, as_text(v, attribute))) for v in values)
+        return any(compare(left, op, _norm(attribute, as_text(v, attribute))) for v in values)
     if attribute in _DATES:
-        return any(_compare(left, op, as_date(v, attribute)) for v in values)
+        return any(compare(left, op, as_date(v, attribute)) for v in values)
     if attribute in _INSTANTS:
-        return any(_instant(left, op, v, attribute) for v in values)
+        return any(compare_instant(left, op, v, attribute) for v in values)
     if attribute in _INTS:
-        return any(_compare(left, op, as_int(v, attribute)) for v in values)
+        return any(compare(left, op, as_int(v, attribute)) for v in values)
     return any(left is as_bool(v, attribute) for v in values)
 
 
