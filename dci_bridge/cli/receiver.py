@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import uuid
 from pathlib import Path
@@ -194,45 +195,31 @@ def async_demo(settings: Settings) -> list[str]:
         os.environ[ENV_PREFIX + "DELIVERY__CALLBACK_PREFIXES"] = DEMO_RECEIVER
         os.environ[ENV_PREFIX + "DELIVERY__ALLOW_PRIVATE_ADDRESSES"] = "true"
     base = f"http://{settings.server.host}:{settings.server.port}"
-    body = {
-        "header": {
-            "version": "1.0.0",
-            "message_id": "demo-async-1",
-            "message_ts": isoformat_z(SystemClock().now()),
-            "action": "search",
-            "sender_id": "demo.sp.example.org",
-            "sender_uri": DEMO_RECEIVER + "registry/on-search",
-            "total_count": 1,
-        },
-        "message": {
-            "transaction_id": "demo-async-txn-1",
-            "search_request": [
-                {
-                    "reference_id": "demo-ref-1",
-                    "timestamp": isoformat_z(SystemClock().now()),
-                    "search_criteria": {
-                        "query_type": "predicate",
-                        "query": [
-                            {
-                                "expression1": {
-                                    "attribute_name": "birth_year",
-                                    "operator": "eq",
-                                    "attribute_value": 1990,
-                                }
-                            }
-                        ],
-                        "pagination": {"page_size": 50, "page_number": 1},
-                    },
-                }
-            ],
-        },
-    }
+    requests = Path(settings.data_dir).resolve() / "demo-requests"
+    sync_request = requests / "search-brn.json"
+    if not sync_request.exists():
+        return []
+    # the sync BRN look-up, sent asynchronously: same query, a callback address added
+    body = json.loads(sync_request.read_text(encoding="utf-8"))
+    body["header"].update(
+        message_id="demo-async-1",
+        message_ts=isoformat_z(SystemClock().now()),
+        sender_uri=DEMO_RECEIVER + "registry/on-search",
+    )
+    body["message"]["transaction_id"] = "demo-async-txn-1"
+    async_request = requests / "async-search-brn.json"
+    async_request.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    key_file = Path(settings.data_dir).resolve() / "demo-client" / "signing-key.json"
+    q = shlex.quote
     return [
         "# async search: start a callback receiver in another terminal",
         "dci-bridge receiver --port 9000",
-        "# then search; the Ack comes at once, on-search pages arrive at the receiver",
+        "# then sign and send (with $TOKEN from step 1); the Ack comes at once,",
+        "# the signed on-search arrives at the receiver",
+        f"dci-bridge sign-request --key {q(str(key_file))} --fresh {q(str(async_request))}"
+        " > signed-async.json",
         f"curl -s {base}/registry/search -H 'Content-Type: application/json' "
-        f"-d '{json.dumps(body, separators=(',', ':'))}'",
+        '-H "Authorization: Bearer $TOKEN" --data-binary @signed-async.json',
         "# every callback and its attempts: dci-bridge deliveries list",
         "",
     ]

@@ -87,14 +87,33 @@ def test_receiver_checks_signatures(keys, signer, tmp_path):
     assert "not checked" in describe("/x", body, KeySource(None, tmp_path / "none"))[0]
 
 
-def test_demo_step_points_callbacks_at_the_local_receiver(monkeypatch):
+def test_demo_step_points_callbacks_at_the_local_receiver(monkeypatch, tmp_path):
     from dci_bridge.cli.receiver import async_demo
     from dci_bridge.settings import Settings
 
     for name in list(os.environ):
         if name.startswith("DCI_BRIDGE_"):
             monkeypatch.delenv(name)
-    lines = async_demo(Settings())
+    settings = Settings.from_env({"DCI_BRIDGE_DATA_DIR": str(tmp_path)})
+    assert async_demo(settings) == []  # no demo request written yet: nothing to show
+    requests = tmp_path / "demo-requests"
+    requests.mkdir()
+    sync_request = {
+        "header": {"message_id": "m-1", "action": "search", "sender_id": "demo.sp.example.org"},
+        "message": {"transaction_id": "t-1", "search_request": []},
+    }
+    (requests / "search-brn.json").write_text(json.dumps(sync_request))
+
+    lines = async_demo(settings)
+
     assert "dci-bridge receiver --port 9000" in lines
+    text = "\n".join(lines)
+    assert "dci-bridge sign-request" in text
+    assert "Authorization: Bearer $TOKEN" in text
+    assert "/registry/search" in text
+    written = json.loads((requests / "async-search-brn.json").read_text())
+    assert written["header"]["sender_uri"] == "http://127.0.0.1:9000/registry/on-search"
+    assert written["header"]["message_id"] != "m-1"
+    assert written["message"]["transaction_id"] != "t-1"
     assert os.environ["DCI_BRIDGE_DELIVERY__CALLBACK_PREFIXES"] == "http://127.0.0.1:9000/"
     assert Settings.from_env().delivery.allow_private_addresses
