@@ -213,6 +213,8 @@ def start_bridge(workdir: Path, db_url: str, receiver: str) -> tuple[subprocess.
         "DCI_BRIDGE_LOG__LEVEL": "warning",
         "DCI_BRIDGE_AUDIT__ENABLED": "false",
         "DCI_BRIDGE_SECURITY__ENABLED": "false",
+        # without message security there is no authenticated sender to hold a policy
+        "DCI_BRIDGE_POLICY__ENFORCE": "false",
     }
     env = _filter_settings(env)
     proc = subprocess.Popen(
