@@ -23,18 +23,11 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from dci_bridge.db.column_types import c_text, utc
+
 __all__ = ["FhirRecord", "Person", "PersonIdentifier", "PersonRecord", "SQLModel", "metadata"]
 
 metadata = SQLModel.metadata
-
-
-def c_text(length: int) -> sa.types.TypeEngine[str]:
-    """A VARCHAR that sorts by code point on every backend ("C" collation on PostgreSQL)."""
-    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
-
-
-def _utc() -> sa.DateTime:
-    return sa.DateTime(timezone=True)
 
 
 class FhirRecord(SQLModel, table=True):
@@ -50,8 +43,8 @@ class FhirRecord(SQLModel, table=True):
     is_registered: bool = Field(default=False)
     bundle_json: bytes = Field(sa_type=sa.LargeBinary)
     content_hash: str = Field(sa_type=c_text(64))
-    last_modified: dt.datetime | None = Field(default=None, sa_type=_utc())
-    updated_at: dt.datetime = Field(sa_type=_utc())
+    last_modified: dt.datetime | None = Field(default=None, sa_type=utc())
+    updated_at: dt.datetime = Field(sa_type=utc())
 
 
 class Person(SQLModel, table=True):
@@ -78,8 +71,8 @@ class Person(SQLModel, table=True):
     is_deceased: bool = Field(default=False)
     marital_status: str | None = Field(default=None, sa_type=c_text(1))
     marriage_date: dt.date | None = Field(default=None)
-    registration_date: dt.datetime | None = Field(default=None, sa_type=_utc(), index=True)
-    last_updated: dt.datetime | None = Field(default=None, sa_type=_utc(), index=True)
+    registration_date: dt.datetime | None = Field(default=None, sa_type=utc(), index=True)
+    last_updated: dt.datetime | None = Field(default=None, sa_type=utc(), index=True)
     has_birth: bool = Field(default=False)
     has_death: bool = Field(default=False)
     has_marriage: bool = Field(default=False)

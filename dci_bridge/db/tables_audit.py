@@ -19,13 +19,9 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from dci_bridge.db.tables import c_text
+from dci_bridge.db.column_types import c_text, utc
 
 __all__ = ["AuditEvent", "AuditKey"]
-
-
-def _utc() -> sa.DateTime:
-    return sa.DateTime(timezone=True)
 
 
 def _id_type() -> sa.types.TypeEngine[int]:
@@ -41,7 +37,7 @@ class AuditEvent(SQLModel, table=True):
     id: int | None = Field(
         default=None, sa_column=sa.Column(_id_type(), primary_key=True, autoincrement=True)
     )
-    at: dt.datetime = Field(sa_type=_utc(), index=True)
+    at: dt.datetime = Field(sa_type=utc(), index=True)
     action: str = Field(sa_type=c_text(32), index=True)
     sender_id: str = Field(sa_type=c_text(128), index=True)
     message_id: str = Field(sa_type=c_text(128))
@@ -60,4 +56,4 @@ class AuditKey(SQLModel, table=True):
 
     id: int = Field(primary_key=True)
     key_hex: str = Field(sa_type=c_text(128))
-    created_at: dt.datetime = Field(sa_type=_utc())
+    created_at: dt.datetime = Field(sa_type=utc())

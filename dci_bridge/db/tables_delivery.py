@@ -20,13 +20,9 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from dci_bridge.db.tables import c_text
+from dci_bridge.db.column_types import c_text, utc
 
 __all__ = ["DciTransaction", "DeliveryEndpoint", "OutboxAttempt", "OutboxJob"]
-
-
-def _utc() -> sa.DateTime:
-    return sa.DateTime(timezone=True)
 
 
 class DciTransaction(SQLModel, table=True):
@@ -44,8 +40,8 @@ class DciTransaction(SQLModel, table=True):
     reference_ids: str = Field(sa_type=sa.Text)
     callback_url: str | None = Field(default=None, sa_type=c_text(2000))
     response_json: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
-    created_at: dt.datetime = Field(sa_type=_utc(), index=True)
-    updated_at: dt.datetime = Field(sa_type=_utc())
+    created_at: dt.datetime = Field(sa_type=utc(), index=True)
+    updated_at: dt.datetime = Field(sa_type=utc())
 
 
 class OutboxJob(SQLModel, table=True):
@@ -65,14 +61,14 @@ class OutboxJob(SQLModel, table=True):
     header_json: bytes = Field(sa_type=sa.LargeBinary)
     message_json: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
     attempts: int = Field(default=0)
-    next_attempt_at: dt.datetime = Field(sa_type=_utc())
+    next_attempt_at: dt.datetime = Field(sa_type=utc())
     lease_owner: str | None = Field(default=None, sa_type=c_text(64))
-    lease_until: dt.datetime | None = Field(default=None, sa_type=_utc())
+    lease_until: dt.datetime | None = Field(default=None, sa_type=utc())
     last_status: int | None = Field(default=None)
     last_error: str | None = Field(default=None, sa_type=c_text(500))
-    created_at: dt.datetime = Field(sa_type=_utc())
-    updated_at: dt.datetime = Field(sa_type=_utc())
-    completed_at: dt.datetime | None = Field(default=None, sa_type=_utc())
+    created_at: dt.datetime = Field(sa_type=utc())
+    updated_at: dt.datetime = Field(sa_type=utc())
+    completed_at: dt.datetime | None = Field(default=None, sa_type=utc())
 
 
 class OutboxAttempt(SQLModel, table=True):
@@ -83,7 +79,7 @@ class OutboxAttempt(SQLModel, table=True):
     attempt_id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(sa_type=c_text(36), index=True)
     number: int
-    started_at: dt.datetime = Field(sa_type=_utc())
+    started_at: dt.datetime = Field(sa_type=utc())
     latency_ms: float
     http_status: int | None = Field(default=None)
     outcome: str = Field(sa_type=c_text(8))
@@ -99,4 +95,4 @@ class DeliveryEndpoint(SQLModel, table=True):
     url_hash: str = Field(sa_type=c_text(64), primary_key=True)
     url: str = Field(sa_type=c_text(2000))
     sender_id: str | None = Field(default=None, sa_type=c_text(99))
-    disabled_at: dt.datetime = Field(sa_type=_utc())
+    disabled_at: dt.datetime = Field(sa_type=utc())

@@ -13,7 +13,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from dci_bridge.db.tables import c_text
+from dci_bridge.db.column_types import c_text
 
 __all__ = ["DisclosurePolicyRow"]
 

@@ -15,13 +15,9 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from dci_bridge.db.tables import c_text
+from dci_bridge.db.column_types import c_text, utc
 
 __all__ = ["SeenMessage", "Sender"]
-
-
-def _utc() -> sa.DateTime:
-    return sa.DateTime(timezone=True)
 
 
 class Sender(SQLModel, table=True):
@@ -38,8 +34,8 @@ class Sender(SQLModel, table=True):
     callback_prefixes: str = Field(sa_type=sa.Text)
     signature_scheme: str = Field(sa_type=c_text(16))
     enabled: bool = Field(default=True)
-    created_at: dt.datetime = Field(sa_type=_utc())
-    updated_at: dt.datetime = Field(sa_type=_utc())
+    created_at: dt.datetime = Field(sa_type=utc())
+    updated_at: dt.datetime = Field(sa_type=utc())
 
 
 class SeenMessage(SQLModel, table=True):
@@ -49,4 +45,4 @@ class SeenMessage(SQLModel, table=True):
 
     sender_id: str = Field(sa_type=c_text(99), primary_key=True)
     message_id: str = Field(sa_type=c_text(99), primary_key=True)
-    expires_at: dt.datetime = Field(sa_type=_utc(), index=True)
+    expires_at: dt.datetime = Field(sa_type=utc(), index=True)

@@ -18,7 +18,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from dci_bridge.db.tables import c_text
+from dci_bridge.db.column_types import c_text, utc
 
 __all__ = [
     "NotifyEvent",
@@ -27,10 +27,6 @@ __all__ = [
     "WebhookInbox",
     "WebhookQuarantine",
 ]
-
-
-def _utc() -> sa.DateTime:
-    return sa.DateTime(timezone=True)
 
 
 class WebhookInbox(SQLModel, table=True):
@@ -43,10 +39,10 @@ class WebhookInbox(SQLModel, table=True):
     topic: str = Field(sa_type=c_text(64))
     body_sha256: str = Field(sa_type=c_text(64), unique=True)
     body: bytes = Field(sa_type=sa.LargeBinary)
-    received_at: dt.datetime = Field(sa_type=_utc())
+    received_at: dt.datetime = Field(sa_type=utc())
     status: str = Field(sa_type=c_text(16), index=True)
     attempts: int = Field(default=0)
-    processed_at: dt.datetime | None = Field(default=None, sa_type=_utc())
+    processed_at: dt.datetime | None = Field(default=None, sa_type=utc())
     record_id: str | None = Field(default=None, sa_type=c_text(64))
     notified: int = Field(default=0)
     error: str | None = Field(default=None, sa_type=c_text(999))
@@ -59,7 +55,7 @@ class WebhookQuarantine(SQLModel, table=True):
 
     id: str = Field(sa_type=c_text(36), primary_key=True)
     source: str = Field(sa_type=c_text(8))
-    received_at: dt.datetime = Field(sa_type=_utc(), index=True)
+    received_at: dt.datetime = Field(sa_type=utc(), index=True)
     reason: str = Field(sa_type=c_text(64))
     message: str = Field(sa_type=c_text(999))
     path: str | None = Field(default=None, sa_type=c_text(200))
@@ -81,13 +77,13 @@ class Subscription(SQLModel, table=True):
     notify_url: str = Field(sa_type=c_text(2000))
     encrypt: bool = Field(default=False)
     frequency: str | None = Field(default=None, sa_type=c_text(200))
-    start_time: dt.datetime | None = Field(default=None, sa_type=_utc())
-    expires_at: dt.datetime | None = Field(default=None, sa_type=_utc())
+    start_time: dt.datetime | None = Field(default=None, sa_type=utc())
+    expires_at: dt.datetime | None = Field(default=None, sa_type=utc())
     info_json: bytes = Field(sa_type=sa.LargeBinary)
     """The `SubscriptionInfo` as answered in on-subscribe (criteria as sent, normalised)."""
-    created_at: dt.datetime = Field(sa_type=_utc())
-    unsubscribed_at: dt.datetime | None = Field(default=None, sa_type=_utc())
-    next_batch_at: dt.datetime | None = Field(default=None, sa_type=_utc(), index=True)
+    created_at: dt.datetime = Field(sa_type=utc())
+    unsubscribed_at: dt.datetime | None = Field(default=None, sa_type=utc())
+    next_batch_at: dt.datetime | None = Field(default=None, sa_type=utc(), index=True)
 
 
 class NotifyEvent(SQLModel, table=True):
@@ -97,7 +93,7 @@ class NotifyEvent(SQLModel, table=True):
 
     record_id: str = Field(sa_type=c_text(64), primary_key=True)
     event_key: str = Field(sa_type=c_text(64), primary_key=True)
-    created_at: dt.datetime = Field(sa_type=_utc())
+    created_at: dt.datetime = Field(sa_type=utc())
     inbox_id: str | None = Field(default=None, sa_type=c_text(36))
     subscriptions: int = Field(default=0)
 
@@ -112,4 +108,4 @@ class NotifyPending(SQLModel, table=True):
     record_id: str = Field(sa_type=c_text(64))
     event_type: str = Field(sa_type=c_text(16))
     item_json: bytes = Field(sa_type=sa.LargeBinary)
-    created_at: dt.datetime = Field(sa_type=_utc())
+    created_at: dt.datetime = Field(sa_type=utc())

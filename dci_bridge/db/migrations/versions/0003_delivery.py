@@ -10,34 +10,28 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from dci_bridge.db.column_types import c_text, utc
+
 revision = "0003_delivery"
 down_revision = "0002_security"
 branch_labels = None
 depends_on = None
 
 
-def _text(length: int) -> sa.types.TypeEngine[str]:
-    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
-
-
-def _utc() -> sa.DateTime:
-    return sa.DateTime(timezone=True)
-
-
 def upgrade() -> None:
     op.create_table(
         "dci_transaction",
-        sa.Column("correlation_id", _text(99), primary_key=True),
-        sa.Column("sender_id", _text(99), nullable=False),
-        sa.Column("transaction_id", _text(99), nullable=False),
-        sa.Column("message_id", _text(99), nullable=False),
-        sa.Column("txn_type", _text(16), nullable=False),
-        sa.Column("status", _text(8), nullable=False),
+        sa.Column("correlation_id", c_text(99), primary_key=True),
+        sa.Column("sender_id", c_text(99), nullable=False),
+        sa.Column("transaction_id", c_text(99), nullable=False),
+        sa.Column("message_id", c_text(99), nullable=False),
+        sa.Column("txn_type", c_text(16), nullable=False),
+        sa.Column("status", c_text(8), nullable=False),
         sa.Column("reference_ids", sa.Text(), nullable=False),
-        sa.Column("callback_url", _text(2000), nullable=True),
+        sa.Column("callback_url", c_text(2000), nullable=True),
         sa.Column("response_json", sa.LargeBinary(), nullable=True),
-        sa.Column("created_at", _utc(), nullable=False),
-        sa.Column("updated_at", _utc(), nullable=False),
+        sa.Column("created_at", utc(), nullable=False),
+        sa.Column("updated_at", utc(), nullable=False),
     )
     op.create_index(
         "ix_dci_transaction_sender_txn", "dci_transaction", ["sender_id", "transaction_id"]
@@ -46,25 +40,25 @@ def upgrade() -> None:
 
     op.create_table(
         "outbox_job",
-        sa.Column("job_id", _text(36), primary_key=True),
-        sa.Column("kind", _text(32), nullable=False),
-        sa.Column("state", _text(8), nullable=False),
-        sa.Column("sender_id", _text(99), nullable=True),
-        sa.Column("correlation_id", _text(99), nullable=True),
-        sa.Column("message_id", _text(99), nullable=True),
-        sa.Column("target_url", _text(2000), nullable=True),
-        sa.Column("scheme", _text(16), nullable=True),
+        sa.Column("job_id", c_text(36), primary_key=True),
+        sa.Column("kind", c_text(32), nullable=False),
+        sa.Column("state", c_text(8), nullable=False),
+        sa.Column("sender_id", c_text(99), nullable=True),
+        sa.Column("correlation_id", c_text(99), nullable=True),
+        sa.Column("message_id", c_text(99), nullable=True),
+        sa.Column("target_url", c_text(2000), nullable=True),
+        sa.Column("scheme", c_text(16), nullable=True),
         sa.Column("header_json", sa.LargeBinary(), nullable=False),
         sa.Column("message_json", sa.LargeBinary(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", _utc(), nullable=False),
-        sa.Column("lease_owner", _text(64), nullable=True),
-        sa.Column("lease_until", _utc(), nullable=True),
+        sa.Column("next_attempt_at", utc(), nullable=False),
+        sa.Column("lease_owner", c_text(64), nullable=True),
+        sa.Column("lease_until", utc(), nullable=True),
         sa.Column("last_status", sa.Integer(), nullable=True),
-        sa.Column("last_error", _text(500), nullable=True),
-        sa.Column("created_at", _utc(), nullable=False),
-        sa.Column("updated_at", _utc(), nullable=False),
-        sa.Column("completed_at", _utc(), nullable=True),
+        sa.Column("last_error", c_text(500), nullable=True),
+        sa.Column("created_at", utc(), nullable=False),
+        sa.Column("updated_at", utc(), nullable=False),
+        sa.Column("completed_at", utc(), nullable=True),
     )
     op.create_index("ix_outbox_job_due", "outbox_job", ["state", "next_attempt_at"])
     for column in ("kind", "sender_id", "correlation_id", "message_id"):
@@ -73,23 +67,23 @@ def upgrade() -> None:
     op.create_table(
         "outbox_attempt",
         sa.Column("attempt_id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("job_id", _text(36), nullable=False),
+        sa.Column("job_id", c_text(36), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
-        sa.Column("started_at", _utc(), nullable=False),
+        sa.Column("started_at", utc(), nullable=False),
         sa.Column("latency_ms", sa.Float(), nullable=False),
         sa.Column("http_status", sa.Integer(), nullable=True),
-        sa.Column("outcome", _text(8), nullable=False),
-        sa.Column("error", _text(500), nullable=True),
-        sa.Column("worker", _text(64), nullable=False),
+        sa.Column("outcome", c_text(8), nullable=False),
+        sa.Column("error", c_text(500), nullable=True),
+        sa.Column("worker", c_text(64), nullable=False),
     )
     op.create_index("ix_outbox_attempt_job_id", "outbox_attempt", ["job_id"])
 
     op.create_table(
         "delivery_endpoint",
-        sa.Column("url_hash", _text(64), primary_key=True),
-        sa.Column("url", _text(2000), nullable=False),
-        sa.Column("sender_id", _text(99), nullable=True),
-        sa.Column("disabled_at", _utc(), nullable=False),
+        sa.Column("url_hash", c_text(64), primary_key=True),
+        sa.Column("url", c_text(2000), nullable=False),
+        sa.Column("sender_id", c_text(99), nullable=True),
+        sa.Column("disabled_at", utc(), nullable=False),
     )
 
 

@@ -10,18 +10,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from dci_bridge.db.column_types import c_text, utc
+
 revision = "0005_audit"
 down_revision = "0004_subscriptions"
 branch_labels = None
 depends_on = None
-
-
-def _text(length: int) -> sa.types.TypeEngine[str]:
-    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
-
-
-def _utc() -> sa.DateTime:
-    return sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
@@ -33,12 +27,12 @@ def upgrade() -> None:
             primary_key=True,
             autoincrement=True,
         ),
-        sa.Column("at", _utc(), nullable=False),
-        sa.Column("action", _text(32), nullable=False),
-        sa.Column("sender_id", _text(128), nullable=False),
-        sa.Column("message_id", _text(128), nullable=False),
-        sa.Column("transaction_id", _text(128), nullable=True),
-        sa.Column("status", _text(32), nullable=False),
+        sa.Column("at", utc(), nullable=False),
+        sa.Column("action", c_text(32), nullable=False),
+        sa.Column("sender_id", c_text(128), nullable=False),
+        sa.Column("message_id", c_text(128), nullable=False),
+        sa.Column("transaction_id", c_text(128), nullable=True),
+        sa.Column("status", c_text(32), nullable=False),
         sa.Column("item_count", sa.Integer(), nullable=False),
         sa.Column("record_count", sa.Integer(), nullable=False),
         sa.Column("record_ids", sa.Text(), nullable=False),
@@ -50,8 +44,8 @@ def upgrade() -> None:
     op.create_table(
         "audit_key",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("key_hex", _text(128), nullable=False),
-        sa.Column("created_at", _utc(), nullable=False),
+        sa.Column("key_hex", c_text(128), nullable=False),
+        sa.Column("created_at", utc(), nullable=False),
     )
 
 

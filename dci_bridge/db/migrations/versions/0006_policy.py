@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from dci_bridge.db.column_types import c_text, utc
+
 revision = "0006_policy"
 down_revision = "0005_audit"
 branch_labels = None
@@ -21,12 +23,12 @@ def upgrade() -> None:
         "disclosure_policy",
         sa.Column(
             "sender_id",
-            sa.String(99).with_variant(sa.String(99, collation="C"), "postgresql"),
+            c_text(99),
             primary_key=True,
         ),
         sa.Column("document", sa.Text(), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", utc(), nullable=False),
     )
 
 
