@@ -10,7 +10,6 @@ search costs a dict look-up, and another process changing a policy is seen withi
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 from dci_bridge.clock import Clock, SystemClock
 from dci_bridge.db.engine import begin_write, create_sync_engine
 from dci_bridge.db.tables_policy import DisclosurePolicyRow
+from dci_bridge.registry._cache import ExpiringCache
 from dci_bridge.registry.policy import (
     CompiledPolicy,
     DisclosurePolicy,
@@ -98,7 +98,7 @@ class PolicyStore:
         self.clock: Clock = clock or SystemClock()
         self.cache_ttl_s = cache_ttl_s
         self._owns_engine = owns_engine
-        self._cache: dict[str, tuple[CompiledPolicy | None, float]] = {}
+        self._cache: ExpiringCache[str, CompiledPolicy | None] = ExpiringCache(cache_ttl_s)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> PolicyStore:
@@ -137,7 +137,7 @@ class PolicyStore:
                     .where(_TABLE.c.sender_id == sender_id)
                     .values(document=document, revision=revision, updated_at=now)
                 )
-        self._cache.pop(sender_id, None)
+        self._cache.forget(sender_id)
         return StoredPolicy(sender_id, policy, revision, now)
 
     def get(self, sender_id: str) -> StoredPolicy | None:
@@ -158,24 +158,19 @@ class PolicyStore:
         """Remove the sender's policy (it is refused from now on); False if it had none."""
         with begin_write(self.engine) as conn:
             result = conn.execute(_TABLE.delete().where(_TABLE.c.sender_id == sender_id))
-        self._cache.pop(sender_id, None)
+        self._cache.forget(sender_id)
         return bool(result.rowcount)
 
     # --- request path -------------------------------------------------------------------------
 
     async def lookup(self, sender_id: str) -> CompiledPolicy | None:
         """The sender's compiled policy, or None: from a cache refreshed every `cache_ttl_s`."""
-        now = time.monotonic()
-        cached = self._cache.get(sender_id)
-        if cached is not None and now < cached[1]:
-            return cached[0]
         if not 0 < len(sender_id) <= 99:
             return None
-        stored = await anyio.to_thread.run_sync(self._load, sender_id)
-        if len(self._cache) >= 10_000:
-            self._cache.clear()
-        self._cache[sender_id] = (stored, now + self.cache_ttl_s)
-        return stored
+        return await self._cache.get_or_load(sender_id, self._aload)
+
+    async def _aload(self, sender_id: str) -> CompiledPolicy | None:
+        return await anyio.to_thread.run_sync(self._load, sender_id)
 
     def _load(self, sender_id: str) -> CompiledPolicy | None:
         try:
@@ -187,7 +182,4 @@ class PolicyStore:
         return compile_policy(sender_id, stored.policy, stored.revision)
 
     def invalidate(self, sender_id: str | None = None) -> None:
-        if sender_id is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(sender_id, None)
+        self._cache.forget(sender_id)

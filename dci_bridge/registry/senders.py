@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
@@ -31,6 +30,7 @@ from dci_bridge.crypto import KeyFormatError, KeySet, generate_secret, hash_secr
 from dci_bridge.crypto.tokens import SCOPE_SEARCH, SCOPE_SUBSCRIBE, SCOPE_TXN_STATUS, SCOPES
 from dci_bridge.db.engine import begin_write, create_sync_engine
 from dci_bridge.db.tables_security import Sender as SenderRow
+from dci_bridge.registry._cache import ExpiringCache
 
 __all__ = [
     "DEFAULT_SCOPES",
@@ -260,7 +260,7 @@ class SenderRegistry:
         self.clock: Clock = clock or SystemClock()
         self.cache_ttl_s = cache_ttl_s
         self._owns_engine = owns_engine
-        self._cache: dict[str, tuple[Sender | None, float]] = {}
+        self._cache: ExpiringCache[str, Sender | None] = ExpiringCache(cache_ttl_s)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> SenderRegistry:
@@ -319,7 +319,7 @@ class SenderRegistry:
             if exists is not None:
                 raise SenderRegistryError(f"sender {sender_id} is already registered")
             conn.execute(_TABLE.insert().values(**_to_row(sender)))
-        self._cache.pop(sender_id, None)
+        self._cache.forget(sender_id)
         return sender, secret
 
     def get(self, sender_id: str) -> Sender | None:
@@ -404,7 +404,7 @@ class SenderRegistry:
             conn.execute(
                 _TABLE.update().where(_TABLE.c.sender_id == sender.sender_id).values(**row)
             )
-        self._cache.pop(sender.sender_id, None)
+        self._cache.forget(sender.sender_id)
         return sender
 
     # --- request path -----------------------------------------------------------------------
@@ -430,21 +430,13 @@ class SenderRegistry:
     async def lookup(self, sender_id: str) -> Sender | None:
         """The sender, from a cache refreshed every `cache_ttl_s` (disabled ones too: the
         caller decides). Unknown ids are cached as None for the same time."""
-        now = time.monotonic()
-        cached = self._cache.get(sender_id)
-        if cached is not None and now < cached[1]:
-            return cached[0]
         if not _SENDER_ID.fullmatch(sender_id) or len(sender_id) > MAX_SENDER_ID:
             return None
-        sender = await anyio.to_thread.run_sync(self.get, sender_id)
-        if len(self._cache) >= 10_000:
-            self._cache.clear()
-        self._cache[sender_id] = (sender, now + self.cache_ttl_s)
-        return sender
+        return await self._cache.get_or_load(sender_id, self._aget)
+
+    async def _aget(self, sender_id: str) -> Sender | None:
+        return await anyio.to_thread.run_sync(self.get, sender_id)
 
     def invalidate(self, sender_id: str | None = None) -> None:
         """Forget cached senders (all of them without an id)."""
-        if sender_id is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(sender_id, None)
+        self._cache.forget(sender_id)
