@@ -84,13 +84,22 @@ class Receiver(_Section):
 
 
 class Notify(_Section):
-    """How to make the registry emit an event for the notify cases."""
+    """How to make the registry emit an event for the notify cases.
+
+    `${uuid}` (fresh per trigger), `${now}` (RFC 3339 UTC) and `${today}` in the command,
+    the URL, header values and string values of `trigger_json` are replaced on each trigger,
+    so every call can register a distinct record.
+    """
 
     trigger_command: str | None = None
-    """A shell command that registers a vital event upstream (e.g. via the simulator)."""
+    """A command (no shell) that registers a vital event upstream; exit 0 means done."""
     trigger_url: str | None = None
+    """Absolute URL, or a path under the target, called to register a vital event."""
     trigger_method: str = "POST"
     trigger_json: dict[str, Any] | None = None
+    """JSON body of the trigger call (`{}` when absent)."""
+    trigger_headers: dict[str, str] = msgspec.field(default_factory=dict)
+    """Extra headers of the trigger call (e.g. the upstream's Authorization)."""
     timeout_s: float = 30.0
 
 
@@ -266,8 +275,11 @@ port = 0
 sender_uri_mode = "exact"
 callback_timeout_s = 15.0
 
-[notify]
-# trigger_command = "curl -s -X POST http://localhost:4000/simulate/birth"
+[notify]                      # how to make a vital event happen (notify cases)
+# trigger_url = "http://localhost:8001/_sim/register"   # e.g. the OpenCRVS simulator
+# trigger_json = { event = "birth" }
+# trigger_headers = { Authorization = "Bearer ..." }
+# trigger_command = "curl -sf -X POST http://localhost:8001/_sim/register -d {}"
 
 [data]
 registry_type = "ns:org:RegistryType:Civil"

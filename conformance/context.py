@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import shlex
+import string
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
 import httpx
@@ -215,13 +218,21 @@ class CaseContext:
     def trigger_event(self) -> None:
         """Make the registry see a new vital event (the configured trigger)."""
         notify = self.config.notify
+        values = _template_values()
         if notify.trigger_command:
-            done = subprocess.run(  # noqa: S603 - the operator's own configured command
-                shlex.split(notify.trigger_command),
-                capture_output=True,
-                timeout=notify.timeout_s,
-                check=False,
-            )
+            try:
+                done = subprocess.run(  # noqa: S603 - the operator's own configured command
+                    [_fill(arg, values) for arg in shlex.split(notify.trigger_command)],
+                    capture_output=True,
+                    timeout=notify.timeout_s,
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                self.fail(
+                    "Event trigger failed",
+                    f"Expected the trigger command to run, got {type(exc).__name__}: {exc}",
+                    severity=Severity.LOW,
+                )
             if done.returncode != 0:
                 self.fail(
                     "Event trigger failed",
@@ -230,12 +241,14 @@ class CaseContext:
                     severity=Severity.LOW,
                 )
         elif notify.trigger_url:
-            body = json.dumps(notify.trigger_json or {}).encode()
+            body = json.dumps(_fill_json(notify.trigger_json or {}, values)).encode()
+            headers = {"Content-Type": "application/json"}
+            headers |= {k: _fill(v, values) for k, v in notify.trigger_headers.items()}
             exchange = self.client.raw(
                 notify.trigger_method,
-                self.config.url(notify.trigger_url),
+                self.config.url(_fill(notify.trigger_url, values)),
                 content=body,
-                headers={"Content-Type": "application/json"},
+                headers=headers,
                 label="event trigger",
             )
             if not 200 <= exchange.status < 300:
@@ -247,3 +260,28 @@ class CaseContext:
                 )
         else:
             self.skip("no event trigger configured")
+
+
+def _template_values() -> dict[str, str]:
+    """Placeholders of the notify trigger: `${uuid}`, `${now}`, `${today}`."""
+    now = datetime.now(UTC)
+    return {
+        "uuid": str(uuid.uuid4()),
+        "now": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "today": now.date().isoformat(),
+    }
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    return string.Template(text).safe_substitute(values)
+
+
+def _fill_json(value: Any, values: dict[str, str]) -> Any:
+    """`value` with the placeholders replaced in every string (keys stay as written)."""
+    if isinstance(value, str):
+        return _fill(value, values)
+    if isinstance(value, dict):
+        return {k: _fill_json(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill_json(v, values) for v in value]
+    return value

@@ -9,6 +9,7 @@ whose header/items are rjct with the matching reason code.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -154,13 +155,6 @@ _FORMAT_CASES: list[tuple[str, str, Callable[[Json], None], bool, tuple[str, ...
         (),
     ),
     (
-        "DCI-ERR-015",
-        "Locale 'en' (two letters) is rejected",
-        lambda e: _item(e).update(locale="en"),
-        False,
-        (),
-    ),
-    (
         "DCI-ERR-016",
         "Locale 'ENG' (upper case) is rejected",
         lambda e: _item(e).update(locale="ENG"),
@@ -217,6 +211,55 @@ def _format_case(
 
 for _args in _FORMAT_CASES:
     _format_case(*_args)
+
+
+@check(
+    "DCI-ERR-015",
+    "Locale 'en' (the standard's own example) is handled cleanly",
+    spec="§4 locale ^[a-z]{3}$ (its example 'en' contradicts the pattern)",
+    group=G,
+)
+@requires("sync_search")
+def two_letter_locale(ctx: CaseContext) -> None:
+    """The standard's pattern for `locale` is ^[a-z]{3}$ (ISO 639-3), but its own example is
+    `en` (digest §4 notes the contradiction), so both answers are allowed: reject it
+    (err.request.bad, or the item rjct), or accept it (a tolerant reader). What the registry
+    sends back must follow the pattern either way: an accepted request gets a schema-valid
+    response whose items carry no locale outside ^[a-z]{3}$ (no echoed `en`)."""
+    envelope = ctx.build.missing_id_search()
+    _item(envelope)["locale"] = "en"
+    title = "locale 'en'"
+    ex = ctx.send("sync_search", envelope)
+    expect.no_server_error(ex, title)
+    body = ex.response_json
+    accepted = (
+        ex.status == 200
+        and isinstance(body, dict)
+        and expect.dig(body, "header.status") != "rjct"
+        and expect.dig(body, "message.ack_status") != "ERR"
+        and not any(
+            isinstance(i, dict) and i.get("status") == "rjct"
+            for i in expect.dig(body, "message.search_response") or []
+        )
+    )
+    if not accepted:
+        expect.rejected(
+            ctx, ex, title, item_codes=("rjct.locale.invalid", "rjct.search_criteria.invalid")
+        )
+        return
+    for i, item in enumerate(expect.dig(body, "message.search_response") or []):
+        locale = item.get("locale") if isinstance(item, dict) else None
+        if locale is not None and not (
+            isinstance(locale, str) and re.fullmatch("[a-z]{3}", locale)
+        ):
+            ctx.fail(
+                "Locale outside the standard's pattern",
+                f"Expected a locale matching ^[a-z]{{3}}$ or none, got {locale!r} at "
+                f"$.message.search_response[{i}].locale",
+                severity=Severity.MEDIUM,
+                exchange=ex,
+            )
+    expect.schema(ctx, "SyncSearchResponse", body, ex, "sync search response to locale 'en'")
 
 
 @check(

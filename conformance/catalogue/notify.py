@@ -7,6 +7,8 @@ call to the OpenCRVS simulator; without one these cases are skipped.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from conformance import expect
 from conformance.catalogue import _flows as flows
@@ -84,6 +86,57 @@ def matches_subscription(ctx: CaseContext) -> None:
                 severity=Severity.MEDIUM,
                 exchange=ex,
             )
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string inside a JSON value (for codes placed anywhere in header.meta)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _names_subscription(codes: list[str], transaction_id: str) -> Matcher:
+    def match(cb: Callback) -> bool:
+        if cb.header.get("action") != "notify":
+            return False
+        if cb.message.get("transaction_id") == transaction_id:
+            return True
+        if any(s in codes for s in _strings(cb.header.get("meta"))):
+            return True
+        events = cb.message.get("notify_event")
+        return isinstance(events, list) and any(
+            isinstance(e, dict) and e.get("subscription_code") in codes for e in events
+        )
+
+    return match
+
+
+@check(
+    "DCI-NOTIFY-005",
+    "Notifications name the subscription",
+    spec="§11.3 (gap: no field for the code; §11.2 code)",
+    group=G,
+)
+@requires("subscribe", "notify", "notify_trigger")
+@requires_receiver
+def names_subscription(ctx: CaseContext) -> None:
+    """A subscriber must tell which of its subscriptions an event answers. The standard has
+    no field for it (digest §11.3 gap), so any of its suggested placements passes: the
+    subscription's code in `notify_event[].subscription_code` or anywhere in `header.meta`,
+    or the subscribe request's transaction_id as the notify's `message.transaction_id`."""
+    flow = _notified(ctx)
+    sub = flows.subscription(ctx)
+    codes = flows.subscription_codes(ctx, sub)
+    ctx.wait_callback(
+        _names_subscription(codes, sub.transaction_id),
+        f"a notify naming subscription {codes[0]!r} (or transaction {sub.transaction_id!r})",
+        after=flow.exchanges[-1] if flow.exchanges else None,
+    )
 
 
 @check("DCI-NOTIFY-004", "No notify after unsubscribing", spec="§11.4", group=G)

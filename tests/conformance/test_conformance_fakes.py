@@ -45,7 +45,7 @@ _BAD_INPUT = {
 _CALLBACK_CASES = {
     *(f"DCI-ASYNC-{n:03d}" for n in (2, 3, 4, 5, 6, 7, 8, 9, 11)),
     *(f"DCI-ENV-{n:03d}" for n in (7, 8, 9, 10, 11, 12)),
-    *(f"DCI-NOTIFY-{n:03d}" for n in (1, 2, 3, 4)),
+    *(f"DCI-NOTIFY-{n:03d}" for n in (1, 2, 3, 4, 5)),
     *(f"DCI-SIG-{n:03d}" for n in (4, 5, 6, 7, 8)),
     *(f"DCI-SUB-{n:03d}" for n in (2, 4, 5, 9)),
     *(f"DCI-TXN-{n:03d}" for n in (1, 3, 4, 5, 7)),
@@ -75,6 +75,9 @@ BROKEN = {
     "skip_signature_check": _SIG_NEGATIVES,
     "wrong_callback_ids": _CALLBACK_CASES,
     "lenient_formats": {"DCI-ERR-015", "DCI-ERR-016", "DCI-ERR-018"},
+    "notify_invalid": {"DCI-NOTIFY-001"},
+    "notify_unlinked": {"DCI-NOTIFY-005"},
+    "notify_after_unsubscribe": {"DCI-NOTIFY-004"},
 }
 
 
@@ -83,7 +86,8 @@ COMBINED = [
     ("unsigned", "wrong_action", "echo_message_id", "private_jwks", "no_replay_guard"),
     ("crash_on_bad_input", "accept_bad_tokens", "skip_signature_check"),
     ("no_correlation", "ignore_pagination"),
-    ("lenient_formats",),
+    ("lenient_formats", "notify_invalid", "notify_unlinked"),
+    ("notify_after_unsubscribe",),
     ("wrong_callback_ids",),
 ]
 

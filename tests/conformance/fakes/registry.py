@@ -40,6 +40,9 @@ FAULTS = frozenset(
         "skip_signature_check",  # request signatures are not verified
         "wrong_callback_ids",  # callbacks carry a different transaction_id
         "lenient_formats",  # locale, length and timestamp limits not enforced
+        "notify_invalid",  # notify events without data.reg_record_type (schema-invalid)
+        "notify_unlinked",  # notify names no subscription (no code, a fresh transaction_id)
+        "notify_after_unsubscribe",  # unsubscribed subscriptions are still notified
     }
 )
 
@@ -248,6 +251,8 @@ class FakeRegistry:
             "timestamp": now(),
             "locale": "eng",
         }
+        if "lenient_formats" in self.faults and "locale" in item:
+            out["locale"] = item["locale"]  # echoes even a locale outside the pattern
         criteria = item["search_criteria"]
         page = criteria.get("pagination") or {"page_size": 10, "page_number": 1}
         size, number = page.get("page_size", 10), page.get("page_number", 1)
@@ -456,22 +461,25 @@ class FakeRegistry:
     async def simulate_event(self, request: Request) -> Response:
         """Stands in for a vital event registered upstream: notify every active subscriber."""
         for code, sub in self.subscriptions.items():
-            if not sub["active"] or not sub["uri"]:
+            if not sub["uri"]:
                 continue
-            message = {
-                "transaction_id": "evt-" + uuid.uuid4().hex,
-                "notify_event": [
-                    {
-                        "reference_id": uuid.uuid4().hex,
-                        "timestamp": now(),
-                        "data": {
-                            "reg_event_type": "spdci-common:RegistryEventType:LiveBirth",
-                            "reg_record_type": "spdci-extensions-dci:Person",
-                            "reg_records": [PEOPLE[0]],
-                        },
-                    }
-                ],
+            if not sub["active"] and "notify_after_unsubscribe" not in self.faults:
+                continue
+            event: dict[str, Any] = {
+                "reference_id": uuid.uuid4().hex,
+                "timestamp": now(),
+                "subscription_code": code,
+                "data": {
+                    "reg_event_type": "spdci-common:RegistryEventType:LiveBirth",
+                    "reg_record_type": "spdci-extensions-dci:Person",
+                    "reg_records": [PEOPLE[0]],
+                },
             }
+            if "notify_invalid" in self.faults:
+                del event["data"]["reg_record_type"]
+            if "notify_unlinked" in self.faults:
+                del event["subscription_code"]
+            message = {"transaction_id": "evt-" + uuid.uuid4().hex, "notify_event": [event]}
             envelope = {"header": {"message_id": code}}
             self._callback(
                 envelope, "notify", message, url=sub["uri"].replace("on-subscribe", "notify")
