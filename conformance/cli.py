@@ -40,7 +40,20 @@ def _overrides(**flags: Any) -> dict[str, Any]:
         "receiver_port": "receiver.port",
         "timeout": "timeout_s",
     }
-    return {names[k]: v for k, v in flags.items() if k in names and v is not None}
+    out = {names[k]: v for k, v in flags.items() if k in names and v is not None}
+    if flags.get("existing_id"):
+        id_type, value = flags["existing_id"]
+        out["data.existing_identifier"] = {"type": id_type, "value": value}
+    return out
+
+
+def _identifier(_ctx: Any, _param: Any, value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    id_type, sep, id_value = value.partition("=")
+    if not sep or not id_type or not id_value:
+        raise click.BadParameter("expected TYPE=VALUE, e.g. BRN=2024B1234567")
+    return id_type, id_value
 
 
 def _load(config_file: str | None, **flags: Any) -> Config:
@@ -105,6 +118,12 @@ _common_options = [
     ),
     click.option("--callback-url", help="Public base URL of the callback receiver."),
     click.option("--receiver-port", type=int, help="Port of the callback receiver (0: any)."),
+    click.option(
+        "--existing-id",
+        callback=_identifier,
+        metavar="TYPE=VALUE",
+        help="An identifier a record exists for (data.existing_identifier), e.g. BRN=2024B123.",
+    ),
     click.option("--timeout", type=float, help="HTTP timeout in seconds."),
     click.option(
         "--schemas",

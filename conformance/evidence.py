@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 MAX_BODY_CHARS = 64_000
 """Bodies longer than this are cut in reports; the cut is marked."""
 
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+_SECRET_FIELDS = frozenset({"client_secret", "access_token", "refresh_token", "password"})
 
 
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -22,6 +24,22 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
         else:
             out[name] = value
     return out
+
+
+def redact_body(body: str) -> str:
+    """Hide OAuth secrets in a form body (`client_secret=...`) or a JSON object
+    (`"access_token": ...`); other bodies are returned as they are."""
+    if not any(name in body for name in _SECRET_FIELDS):
+        return body
+    parsed = parse_json(body.encode())
+    if isinstance(parsed, dict):
+        if _SECRET_FIELDS.isdisjoint(parsed):
+            return body  # evidence stays byte for byte unless there is something to hide
+        return json.dumps({k: "***" if k in _SECRET_FIELDS else v for k, v in parsed.items()})
+    if parsed is NOT_JSON and "=" in body and not body.lstrip().startswith(("{", "[")):
+        pairs = parse_qsl(body, keep_blank_values=True)
+        return urlencode([(k, "***" if k in _SECRET_FIELDS else v) for k, v in pairs], safe="*")
+    return body
 
 
 def bound(text: str) -> str:
@@ -83,12 +101,12 @@ class Exchange:
                 "method": self.method,
                 "url": self.url,
                 "headers": redact_headers(self.request_headers),
-                "body": bound(self.request_body),
+                "body": bound(redact_body(self.request_body)),
             },
             "response": {
                 "status": self.status,
                 "headers": dict(self.response_headers),
-                "body": bound(self.response_body),
+                "body": bound(redact_body(self.response_body)),
                 "error": self.error,
                 "elapsed_ms": round(self.elapsed_ms, 1),
             },

@@ -422,3 +422,53 @@ def wrong_method(ctx: CaseContext) -> None:
             severity=Severity.LOW,
             exchange=ex,
         )
+
+
+@check(
+    "DCI-ERR-028",
+    "Search without `header` is rejected",
+    spec="§2 envelope (header required)",
+    group=G,
+)
+@requires("sync_search")
+def missing_header(ctx: CaseContext) -> None:
+    """A signed body with `message` but no `header`: err.request.bad (ERR Ack or error body,
+    HTTP 4xx or 200), never an answer or a 5xx."""
+    envelope = ctx.build.missing_id_search()
+    del envelope["header"]
+    ex = ctx.send("sync_search", envelope)
+    expect.rejected(ctx, ex, "search without header")
+
+
+@check(
+    "DCI-ERR-029",
+    "A header field of the wrong type is rejected",
+    spec="§2.1 MsgHeader (total_count: integer)",
+    group=G,
+)
+@requires("sync_search")
+def wrong_type(ctx: CaseContext) -> None:
+    """header.total_count as the string "1" instead of an integer: err.request.bad, or the
+    header rjct with rjct.total_count.invalid."""
+    envelope = ctx.build.missing_id_search()
+    envelope["header"]["total_count"] = "1"
+    ex = ctx.send("sync_search", envelope)
+    expect.rejected(ctx, ex, "total_count as a string", header_codes=("rjct.total_count.invalid",))
+
+
+@check(
+    "DCI-ERR-030",
+    "A search item without search_criteria is rejected",
+    spec="§5.1 SearchRequest (search_criteria required)",
+    group=G,
+)
+@requires("sync_search")
+def missing_criteria(ctx: CaseContext) -> None:
+    """A search_request item with reference_id and timestamp only: err.request.bad, or the
+    item rjct with rjct.search_criteria.invalid."""
+    envelope = ctx.build.missing_id_search()
+    del _item(envelope)["search_criteria"]
+    ex = ctx.send("sync_search", envelope)
+    expect.rejected(
+        ctx, ex, "item without search_criteria", item_codes=("rjct.search_criteria.invalid",)
+    )

@@ -210,3 +210,25 @@ def callback_path(ctx: CaseContext) -> None:
             severity=Severity.MEDIUM,
             exchange=ctx.exchanges[-1],
         )
+
+
+@check("DCI-ASYNC-012", "Async graphql search is answered", spec="§5.2 graphql (NEW)", group=G)
+@requires("async_search", "query_graphql")
+@requires_data("graphql_query")
+@requires_receiver
+def graphql(ctx: CaseContext) -> None:
+    """ACK then an on-search callback with status succ for the configured graphql query."""
+    _flow, item = _async_query(ctx, "graphql", ctx.config.data.graphql_query)
+    flows.records(item, ctx.exchanges[-1], "$.message.search_response[0]")
+
+
+@check(
+    "DCI-ASYNC-013",
+    "Async search with negative page_number is rejected",
+    spec="§5.3 (pages start at 1)",
+    group=G,
+)
+@requires("async_search", "pagination")
+def page_number_negative(ctx: CaseContext) -> None:
+    """ERR Ack with err.request.bad, or ACK and an on-search item rjct.pagination.invalid."""
+    _bad_page(ctx, 10, -1)

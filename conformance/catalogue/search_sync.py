@@ -438,3 +438,20 @@ def unknown_query_type(ctx: CaseContext) -> None:
     envelope = ctx.build.simple_search("sql", {"type": "sql", "value": "select 1"})
     ex = ctx.send("sync_search", envelope)
     expect.rejected(ctx, ex, "unknown query_type", item_codes=("rjct.search_criteria.invalid",))
+
+
+@check(
+    "DCI-SEARCH-019",
+    "Negative page_number is rejected",
+    spec="§5.3 (pages start at 1); §5.5 rjct.pagination.invalid",
+    group=G,
+)
+@requires("sync_search", "pagination")
+def page_number_negative(ctx: CaseContext) -> None:
+    """page_number -1: item status rjct with rjct.pagination.invalid, or err.request.bad."""
+    _invalid(
+        ctx,
+        "page_number -1",
+        ("rjct.pagination.invalid",),
+        pagination={"page_size": 10, "page_number": -1},
+    )

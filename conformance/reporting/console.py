@@ -17,6 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from conformance.evidence import redact_body
 from conformance.runner import (
     CaseFinished,
     CaseResult,
@@ -87,12 +88,10 @@ class ConsoleReporter:
             if failure.exchange is not None:
                 self.console.print(f"      {failure.exchange.summary()}", style="dim", markup=False)
                 if self.verbose:
-                    self.console.print(
-                        f"      request:  {failure.exchange.request_body[:2000]}", markup=False
-                    )
-                    self.console.print(
-                        f"      response: {failure.exchange.response_body[:2000]}", markup=False
-                    )
+                    sent = redact_body(failure.exchange.request_body)[:2000]
+                    got = redact_body(failure.exchange.response_body)[:2000]
+                    self.console.print(f"      request:  {sent}", markup=False)
+                    self.console.print(f"      response: {got}", markup=False)
         if result.error:
             self.console.print(
                 f"      {result.error.splitlines()[0]}", style="magenta", markup=False

@@ -99,10 +99,22 @@ def test_skip_leaves_cases_out(key_file, tmp_path):
     assert ran == [f"DCI-AUTH-{n:03d}" for n in range(1, 10)]
 
 
+def test_existing_id_flag_sets_the_known_identifier(key_file, tmp_path):
+    report = tmp_path / "r.json"
+    with fake_registry() as (_fake, url):
+        args = _run_args(url, key_file, "--only", "DCI-SEARCH-001", "--json", str(report))
+        result = CliRunner().invoke(main, [*args, "--existing-id", "BRN=BRN-0002", "-q"])
+    assert result.exit_code == 0, result.output
+    (case,) = json.loads(report.read_text())["cases"]
+    assert case["outcome"] == "passed"
+    assert '"BRN-0002"' in case["exchanges"][-1]["request"]["body"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["run"], "no target"),
+        (["run", "--target", "http://x", "--existing-id", "BRN"], "expected TYPE=VALUE"),
         (["run", "--target", "http://x", "--only", "DCI-NOPE-001"], "name no case or group"),
         (["run", "--target", "http://x", "--schemas", "/nonexistent"], "not a directory"),
         (["fuzz", "--target", "http://x", "--endpoint", "teleport"], "unknown endpoints"),

@@ -15,7 +15,7 @@ import conformance
 import conformance.catalogue
 from conformance.checks import CATALOGUE, GROUP_ORDER, Failure, Profile, Severity
 from conformance.config import ConfigError, load_config
-from conformance.evidence import Exchange, parse_json, redact_headers
+from conformance.evidence import Exchange, parse_json, redact_body, redact_headers
 from conformance.expect import dig, rejected
 from conformance.schemas import SchemaSet
 from conformance.signing import (
@@ -222,6 +222,54 @@ def test_openspp_crvs_coverage_is_in_the_catalogue():
         CATALOGUE.get(case_id)
 
 
+def _cases(prefix: str, *numbers: int) -> set[str]:
+    return {f"DCI-{prefix}-{n:03d}" for n in numbers}
+
+
+ISSUE_COVERAGE = {
+    "sync search per query type": _cases("SEARCH", 1, 3, 4, 5),
+    "async search per query type": _cases("ASYNC", 4, 5, 6, 12),
+    "subscribe/unsubscribe": _cases("SUB", 1, 2, 3, 4),
+    "sync and async txn status": _cases("TXN", 1, 2, 3),
+    "callbacks carry transaction_id and correlation_id": {
+        "DCI-ASYNC-002", "DCI-SUB-002", "DCI-SUB-004", "DCI-TXN-003",
+    },
+    "schema-invalid requests rejected": _cases("ERR", 1, 2, 3, 4, 5, 6, 28, 29, 30),
+    "bearer auth on every endpoint": _cases("AUTH", 1, 2, 3, 4, 5, 6),
+    "signature validation": _cases("SIG", 9, 10, 11, 12, 13, 14, 15, 16, 17, 18),
+    "pagination bounds zero/negative": _cases("SEARCH", 13, 14, 15, 19)
+    | _cases("ASYNC", 7, 8, 9, 13),
+    "timestamp formats": _cases("ERR", 11, 12, 13) | {"DCI-SUB-008"},
+    "locale formats": _cases("ERR", 14, 15, 16),
+    "length limits (transaction_id, subscription codes <= 99)": _cases("ERR", 17, 18)
+    | _cases("SUB", 6, 7),
+    "Content-Type enforcement": _cases("ERR", 22, 23, 24),
+}  # fmt: skip
+"""Issue #8's coverage list (spdci-compliance parity), item by item."""
+
+
+@pytest.mark.parametrize("item", sorted(ISSUE_COVERAGE))
+def test_issue_coverage_list_is_in_the_catalogue(item):
+    for case_id in ISSUE_COVERAGE[item]:
+        case = CATALOGUE.get(case_id)
+        assert case.spec.startswith(("§", "AUTHZ", "JWKS")), (case_id, case.spec)
+
+
+def test_bearer_auth_cases_cover_every_request_endpoint():
+    titles = " ".join(
+        CATALOGUE.get(c).title.lower() for c in ISSUE_COVERAGE["bearer auth on every endpoint"]
+    )
+    for endpoint in (
+        "search",
+        "sync search",
+        "subscribe",
+        "unsubscribe",
+        "txn status",
+        "sync txn status",
+    ):
+        assert f"{endpoint} requires a bearer token" in titles, endpoint
+
+
 # -- rejection rules ------------------------------------------------------------------------
 def _exchange(status: int, body: object) -> Exchange:
     raw = json.dumps(body)
@@ -288,6 +336,26 @@ def test_dig_and_redaction():
     assert redact_headers({"Authorization": "Bearer abc.def"}) == {
         "Authorization": "Bearer ***(7 chars)"
     }
+    form = "grant_type=client_credentials&client_id=c1&client_secret=s3cr%2Ft"
+    assert redact_body(form) == "grant_type=client_credentials&client_id=c1&client_secret=***"
+    token = '{"access_token":"eyJ.x.y","token_type":"bearer"}'
+    assert json.loads(redact_body(token)) == {"access_token": "***", "token_type": "bearer"}
+    envelope = '{"header":{"note":"password"},"message":{}}'
+    assert redact_body(envelope) == envelope  # untouched, byte for byte
+
+
+def test_reports_never_contain_the_client_secret():
+    exchange = Exchange(
+        method="POST",
+        url="http://registry.example.org/oauth2/client/token",
+        request_headers={"Content-Type": "application/x-www-form-urlencoded"},
+        request_body="grant_type=client_credentials&client_id=c1&client_secret=TOPSECRET",
+        status=200,
+        response_body='{"access_token":"TOKENVALUE","expires_in":900}',
+    )
+    text = json.dumps(exchange.to_dict())
+    assert "TOPSECRET" not in text
+    assert "TOKENVALUE" not in text
 
 
 # -- package hygiene ------------------------------------------------------------------------
