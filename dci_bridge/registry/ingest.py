@@ -184,26 +184,36 @@ class IngestService:
         digest = hashlib.sha256(body).hexdigest()
         inbox_id = self.ids.new_id()
         now = self.clock.now()
-        with begin_write(self.engine) as conn:
-            found = conn.execute(
-                sa.select(inbox_table.c.id).where(inbox_table.c.body_sha256 == digest)
-            ).scalar_one_or_none()
-            if found is not None:
-                return Received(found, duplicate=True)
-            conn.execute(
-                inbox_table.insert(),
-                {
-                    "id": inbox_id,
-                    "source": source,
-                    "topic": topic,
-                    "body_sha256": digest,
-                    "body": body,
-                    "received_at": now,
-                    "status": PENDING,
-                    "attempts": 0,
-                    "notified": 0,
-                },
-            )
+        try:
+            with begin_write(self.engine) as conn:
+                found = conn.execute(
+                    sa.select(inbox_table.c.id).where(inbox_table.c.body_sha256 == digest)
+                ).scalar_one_or_none()
+                if found is not None:
+                    return Received(found, duplicate=True)
+                conn.execute(
+                    inbox_table.insert(),
+                    {
+                        "id": inbox_id,
+                        "source": source,
+                        "topic": topic,
+                        "body_sha256": digest,
+                        "body": body,
+                        "received_at": now,
+                        "status": PENDING,
+                        "attempts": 0,
+                        "notified": 0,
+                    },
+                )
+        except sa.exc.IntegrityError:
+            # the same delivery stored at the same moment by another replica (or worker)
+            with self.engine.connect() as conn:
+                found = conn.execute(
+                    sa.select(inbox_table.c.id).where(inbox_table.c.body_sha256 == digest)
+                ).scalar_one_or_none()
+            if found is None:
+                raise
+            return Received(found, duplicate=True)
         log.info("webhook stored", extra={"inbox_id": inbox_id, "topic": topic})
         return Received(inbox_id, duplicate=False)
 
