@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -9,19 +10,25 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from dci_bridge.cli import main
-from dci_bridge.records.seed import KnownPersons
+from dci_bridge.records.seed import KnownPersons, seed_store
 from dci_bridge.registry.audit import AuditFilter, read_events
-from tests.e2e.conftest import envelope, item, sender_for
-from tests.servers import free_port
+from tests.delivery_receivers import RecordingReceiver
+from tests.e2e.conftest import SEED, envelope, item, sender_for
+from tests.security_support import DciTestClient
+from tests.servers import free_port, serve_asgi
 
 pytestmark = pytest.mark.slow
 TERMINATED = (0, -signal.SIGTERM)
@@ -165,3 +172,83 @@ def test_serve_refuses_bad_configuration_with_the_variable_named(
     result = CliRunner().invoke(main, ["serve"])
     assert result.exit_code == 2
     assert "DCI_BRIDGE_SERVER__WORKERS='zero': expected a whole number" in result.output
+
+
+@dataclass
+class StallFirst:
+    """A callback receiver whose first POST never gets an answer (until `release`); later
+    POSTs go to `inner`."""
+
+    inner: RecordingReceiver
+    stalled: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self.stalled.is_set():
+            self.stalled.set()
+            await asyncio.to_thread(self.release.wait, 180)
+            return
+        await self.inner(scope, receive, send)
+
+
+def test_sigterm_releases_the_delivery_lease_so_another_process_delivers_at_once(
+    serve: object, tmp_path: Path, known: KnownPersons
+) -> None:
+    url = f"sqlite:///{tmp_path / 'leases.sqlite3'}"
+    asyncio.run(seed_store(url, persons=200, seed=SEED))
+    client = DciTestClient.register(url)
+    receiver = StallFirst(RecordingReceiver())
+    with serve_asgi(receiver) as receiver_base:
+        env = {
+            "DCI_BRIDGE_DELIVERY__ALLOW_PRIVATE_ADDRESSES": "true",
+            "DCI_BRIDGE_DELIVERY__CALLBACK_PREFIXES": f"{receiver_base}/registry/",
+            "DCI_BRIDGE_DELIVERY__TIMEOUT_S": "120",  # the attempt would hang for 2 min
+            "DCI_BRIDGE_DELIVERY__LEASE_S": "300",  # and its lease hold for 5 min
+        }
+        first, base, _ = serve(url, **env)  # type: ignore[operator]
+        body = envelope(
+            item("idtype-value", {"type": "BRN", "value": known.child_brn}),
+            sender_uri=f"{receiver_base}/registry/on-search",
+        )
+        with client.authenticated(base, timeout=10) as http:
+            answer = http.post("/registry/search", json=body)
+        assert answer.status_code == 200, answer.text[:300]
+        correlation_id = answer.json()["message"]["correlation_id"]
+        assert receiver.stalled.wait(60), "the on-search attempt did not start"
+
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(60) in TERMINATED
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                jobs = conn.execute(
+                    sa.text(
+                        "SELECT state, lease_owner, lease_until FROM outbox_job "
+                        "WHERE correlation_id = :c AND target_url IS NOT NULL"
+                    ),
+                    {"c": correlation_id},
+                ).all()
+        finally:
+            engine.dispose()
+        assert [tuple(job) for job in jobs] == [("pending", None, None)], jobs
+
+        # the next process takes the job now, not when the 5 min lease would have ended
+        second, _, _ = serve(url, **env)  # type: ignore[operator]
+        delivered = [
+            b
+            for b in wait_for_bodies(receiver.inner, timeout_s=60)
+            if json.loads(b)["message"].get("correlation_id") == correlation_id
+        ]
+        receiver.release.set()
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) in TERMINATED
+    assert len(delivered) == 1
+
+
+def wait_for_bodies(receiver: RecordingReceiver, timeout_s: float) -> list[bytes]:
+    deadline = time.monotonic() + timeout_s
+    while not receiver.bodies():
+        if time.monotonic() > deadline:
+            raise AssertionError("no callback was delivered")
+        time.sleep(0.05)
+    return receiver.bodies()
