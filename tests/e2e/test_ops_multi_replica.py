@@ -2,8 +2,8 @@
 each answered by exactly one on-search callback (the outbox lease, not the process, decides
 who delivers), none is lost, and each is audited once. With subscriptions made through both
 replicas, signed OpenCRVS webhooks posted to both (each one to both at once, as a retrying
-OpenCRVS may) give exactly one notify per subscription and registration, while async
-searches run through both replicas too."""
+OpenCRVS may, plus the same event as a second delivery) give exactly one notify per
+subscription and registration, while async searches run through both replicas too."""
 
 from __future__ import annotations
 
@@ -239,11 +239,13 @@ def test_webhooks_and_async_searches_through_two_replicas_notify_once(
             correlations: list[str] = []
             with ThreadPoolExecutor(4) as pool:
                 for number, bundle in enumerate(births):
-                    # the same signed delivery to both replicas at once (an OpenCRVS retry)
-                    body = webhook_body(bundle)
+                    # the same signed delivery to both replicas at once (an OpenCRVS retry),
+                    # and the same event sent again as a new delivery (new id, new digest)
+                    body, again = webhook_body(bundle), webhook_body(bundle)
                     posts = [pool.submit(post_webhook, hooks, base, body) for base in bases]
+                    posts.append(pool.submit(post_webhook, hooks, bases[number % 2], again))
                     answers = sorted(post.result().status_code for post in posts)
-                    assert answers == [200, 202], answers  # stored once, the other a duplicate
+                    assert answers == [200, 202, 202], answers  # one of the same is a duplicate
                     # and an async search through one of them
                     search = envelope(
                         item("idtype-value", {"type": "BRN", "value": known.child_brn}),
