@@ -265,6 +265,12 @@ class OpencrvsWebhookSettings(
 
     sha_secret: str = ""
     """The WEBHOOK integration's sha_secret; empty switches `/opencrvs/webhooks` off (503)."""
+    client_id: str = ""
+    """Client id of the WEBHOOK (or NATIONAL_ID) integration (`dci-bridge opencrvs subscribe`)."""
+    client_secret: str = ""
+    """Client secret of that integration."""
+    callback_url: str = ""
+    """The bridge's `/opencrvs/webhooks` URL as OpenCRVS reaches it (empty: server host:port)."""
     v2_token: str = ""
     """Bearer token a v2 country-config hook must send to `/trigger/events/...`; empty: off."""
     v2_field_map: str = ""
