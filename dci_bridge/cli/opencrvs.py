@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from dci_bridge.cli._common import main
+from dci_bridge.cli._common import demo_step, main
 from dci_bridge.cli._common import settings_from_env as _settings
 from dci_bridge.errors import UpstreamError
 from dci_bridge.settings import Settings
@@ -177,3 +178,174 @@ def unsubscribe(subscription_id: str, timeout_s: float, **options: Any) -> None:
     settings = _settings(**_overrides(**options))
     _run(settings, timeout_s, lambda r: r.delete(subscription_id))
     click.echo(f"webhook subscription {subscription_id} deleted")
+
+
+# --- the demo: OpenCRVS registration -> webhook -> bridge -> signed notify -------------------
+
+DEMO_SIMULATOR_PERSONS = 300
+"""Population of the simulator the embedded demo starts (only fired registrations matter)."""
+
+
+def _demo_receiver(settings: Settings) -> str:
+    """The demo subscriber's base URL: the first configured callback prefix, else `dci-bridge
+    receiver`'s default address (which the async example allows as a callback prefix)."""
+    from dci_bridge.cli.receiver import DEMO_RECEIVER
+
+    prefixes = [p.strip() for p in settings.delivery.callback_prefixes.split(",") if p.strip()]
+    base = prefixes[0] if prefixes else DEMO_RECEIVER
+    return base if base.endswith("/") else base + "/"
+
+
+def _subscribe_request(settings: Settings, receiver: str) -> Path:
+    """A DCI subscribe request for every registered birth, notified to the demo receiver."""
+    import json
+
+    from dci_bridge.cli.security import DEMO_CLIENT_ID
+    from dci_bridge.clock import SystemClock, isoformat_z
+
+    now = isoformat_z(SystemClock().now())
+    body = {
+        "header": {
+            "version": "1.0.0",
+            "message_id": "demo-subscribe-1",
+            "message_ts": now,
+            "action": "subscribe",
+            "sender_id": DEMO_CLIENT_ID,
+            "sender_uri": receiver + "registry/notify",
+            "total_count": 1,
+        },
+        "message": {
+            "transaction_id": "demo-subscribe-txn-1",
+            "subscribe_request": [
+                {
+                    "reference_id": "demo-subscribe-ref-1",
+                    "timestamp": now,
+                    "subscribe_criteria": {
+                        "reg_type": "ns:org:RegistryType:Civil",
+                        "reg_event_type": "spdci-common:RegistryEventType:LiveBirth",
+                        "filter_type": "predicate",
+                        "filter": [],
+                        "notify_record_type": "spdci-extensions-dci:Person",
+                    },
+                }
+            ],
+        },
+    }
+    folder = Path(settings.data_dir).resolve() / "demo-requests"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "subscribe-births.json"
+    path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _register_when_serving(settings: Settings, base: str, sim: str, callback: str) -> None:
+    """Once the bridge answers, subscribe its webhook at the simulator (in the background:
+    OpenCRVS' handshake needs the bridge to be serving)."""
+    import threading
+    import time
+
+    import httpx
+
+    from dci_bridge.upstream.simulator.config import WEBHOOK_CLIENT
+
+    demo = _demo_settings(
+        settings,
+        sim,
+        client_id=WEBHOOK_CLIENT.client_id,
+        client_secret=WEBHOOK_CLIENT.client_secret,
+    )
+    topics = ("BIRTH_REGISTERED", "DEATH_REGISTERED")
+
+    def run() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        try:
+            outcomes = _run(
+                demo, 10.0, lambda r: r.ensure(callback, topics, WEBHOOK_CLIENT.sha_secret)
+            )
+        except click.ClickException as exc:
+            click.echo(f"# notify demo: could not subscribe the webhook: {exc.message}")
+            return
+        done = ", ".join(f"{o.topic} {o.status}" for o in outcomes)
+        click.echo(f"# notify demo: the simulated OpenCRVS sends registrations here ({done})")
+
+    threading.Thread(target=run, name="demo-webhook-subscribe", daemon=True).start()
+
+
+def _demo_settings(settings: Settings, sim: str, *, client_id: str, client_secret: str) -> Settings:
+    """`settings` pointing the webhook registration at the simulator's WEBHOOK integration."""
+    import msgspec
+
+    return msgspec.structs.replace(
+        settings,
+        upstream=msgspec.structs.replace(
+            settings.upstream, auth_url=sim, webhooks_url=sim, legacy_auth=False
+        ),
+        opencrvs_webhook=msgspec.structs.replace(
+            settings.opencrvs_webhook, client_id=client_id, client_secret=client_secret
+        ),
+    )
+
+
+@demo_step(70)
+def demo_notify(settings: Settings) -> list[str]:
+    """The notify loop: a simulated OpenCRVS, its webhook to the bridge, a DCI subscriber."""
+    import os
+    import shlex
+
+    from dci_bridge.settings import ENV_PREFIX
+    from dci_bridge.upstream.simulator.config import WEBHOOK_CLIENT
+
+    if settings.upstream.source == "opencrvs" and settings.upstream.generation == "v1":
+        sim = settings.upstream.webhooks_url.rstrip("/")  # the demo's simulator
+    elif settings.upstream.source == "embedded":
+        from dci_bridge.cli.simulator import start_simulator_process
+
+        port = settings.server.port + 1
+        try:
+            start_simulator_process(port, DEMO_SIMULATOR_PERSONS)
+        except click.ClickException:
+            return [f"# (notify demo skipped: no OpenCRVS simulator could start on port {port})"]
+        sim = f"http://127.0.0.1:{port}"
+    else:
+        return []
+    sha_secret = settings.opencrvs_webhook.sha_secret
+    if not sha_secret:  # the serving bridge reads the environment
+        sha_secret = WEBHOOK_CLIENT.sha_secret
+        os.environ[ENV_PREFIX + "OPENCRVS_WEBHOOK__SHA_SECRET"] = sha_secret
+    elif sha_secret != WEBHOOK_CLIENT.sha_secret:
+        return ["# (notify demo skipped: a sha_secret is configured, the simulator has its own)"]
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    callback = f"{base}{WEBHOOK_PATH}"
+    _register_when_serving(settings, base, sim, callback)
+    receiver = _demo_receiver(settings)
+    request = _subscribe_request(settings, receiver)
+    key_file = Path(settings.data_dir).resolve() / "demo-client" / "signing-key.json"
+    receiver_port = receiver.rstrip("/").rsplit(":", 1)[-1]
+    q = shlex.quote
+    return [
+        f"# notifications: OpenCRVS (simulated on {sim}) -> {callback} -> DCI notify",
+        "# 1. the bridge subscribes its webhook at the simulated OpenCRVS once it serves; by hand",
+        "#    (it lists first, so topics already there are not subscribed twice):",
+        f"dci-bridge opencrvs subscribe --auth-url {sim} --webhooks-url {sim}"
+        f" --client-id {WEBHOOK_CLIENT.client_id} --client-secret {WEBHOOK_CLIENT.client_secret}"
+        f" --sha-secret {sha_secret} --callback {callback}",
+        f"# 2. a subscriber (as above): dci-bridge receiver --port {receiver_port}",
+        "# 3. subscribe the demo client to every registered birth (with $TOKEN from step 1);",
+        "#    the receiver gets on-subscribe with the subscription code:",
+        f"dci-bridge sign-request --key {q(str(key_file))} --fresh {q(str(request))}"
+        " > signed-subscribe.json",
+        f"curl -s {base}/registry/subscribe -H 'Content-Type: application/json' "
+        '-H "Authorization: Bearer $TOKEN" --data-binary @signed-subscribe.json',
+        "# 4. register a birth in the simulated OpenCRVS: it calls the bridge's webhook, and the",
+        "#    receiver prints the signed notify (action=notify ... signature valid):",
+        f"curl -s -X POST {sim}/_sim/register -H 'Content-Type: application/json'"
+        """ -d '{"event": "birth"}'""",
+        "",
+    ]
