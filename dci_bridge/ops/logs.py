@@ -71,7 +71,7 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self._dirty = False
         self._interval_s = interval_s
-        self._closed = threading.Event()
+        self._stop = threading.Event()  # not `_closed`: logging.Handler.close() sets that to True
         threading.Thread(target=self._flusher, name="log-flush", daemon=True).start()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -87,7 +87,7 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
     def _flusher(self) -> None:
-        while not self._closed.wait(self._interval_s):
+        while not self._stop.wait(self._interval_s):
             if self._dirty:
                 self.flush()
 
@@ -98,7 +98,7 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self.stream.flush()
 
     def close(self) -> None:
-        self._closed.set()
+        self._stop.set()
         self.flush()
         super().close()
 
