@@ -8,9 +8,16 @@ serve`, 1 worker, `upstream.source=opencrvs`) on loopback. For simulator latency
 - bridge: DCI sync searches by BRN at 1 connection (latency) and 16 connections (load).
 Added latency (p50) = bridge p50 - (search p50 + fetch p50) at 1 connection. The bridge's own
 CPU per request = its process CPU seconds (utime + stime from /proc) / requests served
-under load; RSS is read after the load. Needs `wrk`.
+under load; RSS is read after the load. Signed runs give the bench sender the sync-search
+bench's BRN disclosure policy (without one every search is refused); `--no-signed` turns
+security and policies off. Rows with non-2xx answers are flagged: they do not measure searches.
 
-    python bench/upstream_search.py [--persons 5000] [--seconds 8]
+`--compare DIR` runs a second bridge from another checkout (e.g. `git archive <commit> | tar
+-x -C DIR`) in the same run, alternating with this one round by round, and prints the
+median CPU per request of both and their ratio. Needs `wrk`.
+
+    python bench/upstream_search.py [--persons 5000] [--seconds 8] [--rounds 3]
+        [--no-signed] [--compare DIR]
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -34,6 +43,7 @@ from bench.sync_search import (  # noqa: E402
     free_port,
     parse_wrk,
     register_client,
+    set_policy,
     signed_bodies,
     wait_port,
 )
@@ -86,6 +96,56 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+@dataclass
+class Bridge:
+    """One bridge process under test (this checkout, or `--compare`'s)."""
+
+    label: str
+    code: Path
+    proc: subprocess.Popen[bytes]
+    port: int
+    key: object
+    secret: str
+    token_env: dict[str, str]
+
+
+def start_bridge(
+    label: str, code: Path, sim_url: str, signed: bool
+) -> tuple[subprocess.Popen[bytes], int, object, str]:
+    """A bridge (1 worker) on its own store, running the code of `code`; returns the
+    process, its port, and the bench client's signing key and secret."""
+    from dci_bridge.upstream.simulator.config import SEARCH_CLIENT
+
+    store = DATA / f"upstream-bridge-{label}.sqlite3"
+    key, secret = register_client(store)  # wrk cannot sign: requests are signed beforehand
+    set_policy(store)  # the sync-search bench's BRN policy (policies refuse senders without)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(code),
+        "DCI_BRIDGE_DATABASE__URL": f"sqlite:///{store}",
+        "DCI_BRIDGE_UPSTREAM__SOURCE": "opencrvs",
+        "DCI_BRIDGE_UPSTREAM__AUTH_URL": sim_url,
+        "DCI_BRIDGE_UPSTREAM__GATEWAY_URL": sim_url,
+        "DCI_BRIDGE_UPSTREAM__CLIENT_ID": SEARCH_CLIENT.client_id,
+        "DCI_BRIDGE_UPSTREAM__CLIENT_SECRET": SEARCH_CLIENT.client_secret,
+        "DCI_BRIDGE_LOG__LEVEL": "warning",
+        "DCI_BRIDGE_DATA_DIR": str(DATA / f"upstream-bridge-data-{label}"),
+        "DCI_BRIDGE_SECURITY__TOKEN_TTL_S": "3600",
+    }
+    if not signed:  # no authenticated sender: nobody to hold a disclosure policy
+        env["DCI_BRIDGE_SECURITY__ENABLED"] = "false"
+        env["DCI_BRIDGE_POLICY__ENFORCE"] = "false"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dci_bridge", "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        cwd=code,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, port, key, secret
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--persons", type=int, default=5000)
@@ -98,6 +158,13 @@ def main() -> None:
         help="token + Ed25519-signed requests (as clients send them); --no-signed: security off",
     )
     parser.add_argument("--max-rps", type=int, default=1500, help="signed bodies per second")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds per simulator latency")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="another checkout (e.g. a `git worktree` of an older commit): its bridge is "
+        "measured in the same run, alternating with this one",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -109,39 +176,25 @@ def main() -> None:
     ids = brns(args.persons, DEMO_SEED)
     id_file = DATA / "upstream-brn.txt"
     id_file.write_text("\n".join(ids) + "\n")
-    sim_port, bridge_port = free_port(), free_port()
+    sim_port = free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
-    python = sys.executable
     sim = subprocess.Popen(
-        [python, "-m", "dci_bridge", "simulator", "--port", str(sim_port)]  # noqa: RUF005
+        [sys.executable, "-m", "dci_bridge", "simulator", "--port", str(sim_port)]  # noqa: RUF005
         + ["--persons", str(args.persons), "--daily-quota", str(10**9)],
         stdout=subprocess.DEVNULL,
     )
-    env = {
-        **os.environ,
-        "DCI_BRIDGE_DATABASE__URL": f"sqlite:///{DATA / 'upstream-bridge.sqlite3'}",
-        "DCI_BRIDGE_UPSTREAM__SOURCE": "opencrvs",
-        "DCI_BRIDGE_UPSTREAM__AUTH_URL": sim_url,
-        "DCI_BRIDGE_UPSTREAM__GATEWAY_URL": sim_url,
-        "DCI_BRIDGE_UPSTREAM__CLIENT_ID": SEARCH_CLIENT.client_id,
-        "DCI_BRIDGE_UPSTREAM__CLIENT_SECRET": SEARCH_CLIENT.client_secret,
-        "DCI_BRIDGE_LOG__LEVEL": "warning",
-        "DCI_BRIDGE_DATA_DIR": str(DATA / "upstream-bridge-data"),
-    }
-    if not args.signed:
-        env["DCI_BRIDGE_SECURITY__ENABLED"] = "false"
-    store = DATA / "upstream-bridge.sqlite3"
-    key, secret = register_client(store)  # wrk cannot sign: requests are signed beforehand
-    bridge = subprocess.Popen(
-        [python, "-m", "dci_bridge", "serve", "--port", str(bridge_port), "--workers", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    codes = [("this", ROOT)] + ([("compare", args.compare.resolve())] if args.compare else [])
+    bridges: list[Bridge] = []
     rows = []
     try:
+        for label, code in codes:
+            proc, port, key, secret = start_bridge(label, code, sim_url, args.signed)
+            bridges.append(Bridge(label, code, proc, port, key, secret, {}))
         wait_port(sim_port, 300)
-        wait_port(bridge_port, 120)
+        for bridge in bridges:
+            wait_port(bridge.port, 120)
+            if args.signed:
+                bridge.token_env["BENCH_TOKEN"] = fetch_token(bridge.port, bridge.secret)
         token = httpx.post(
             f"{sim_url}/token",
             params={
@@ -180,24 +233,22 @@ def main() -> None:
                 "variables": {"id": hit},
             }
         )
-        bridge_url = f"http://127.0.0.1:{bridge_port}/registry/sync/search"
-        token_env: dict[str, str] = {}
-        if args.signed:
-            token_env["BENCH_TOKEN"] = fetch_token(bridge_port, secret)
         runs = 0
 
-        def bridge_run(seconds: int, connections: int) -> dict:
+        def bridge_run(bridge: Bridge, seconds: int, connections: int) -> dict:
             nonlocal runs
             runs += 1
+            url = f"http://127.0.0.1:{bridge.port}/registry/sync/search"
             if not args.signed:
                 script, extra = ROOT / "bench" / "search.lua", {"BENCH_IDS": str(id_file)}
             else:
                 tag = f"up-{os.getpid()}-{runs}"
-                bodies = signed_bodies(key, id_file, seconds * args.max_rps, tag)
+                bodies = signed_bodies(bridge.key, id_file, seconds * args.max_rps, tag)
                 script, extra = ROOT / "bench" / "signed.lua", {"BENCH_BODIES": str(bodies)}
-            return wrk(bridge_url, seconds, connections, script, {**extra, **token_env})
+            return wrk(url, seconds, connections, script, {**extra, **bridge.token_env})
 
-        bridge_run(2, 4)  # warm up
+        for bridge in bridges:
+            bridge_run(bridge, 2, 4)  # warm up
         for latency in (0, 5):
             httpx.post(f"{sim_url}/_sim/faults", json={"latency_ms": latency})
             gql = f"{sim_url}/graphql"
@@ -207,45 +258,78 @@ def main() -> None:
             direct_fetch = wrk(
                 gql, args.seconds, 1, lua, {"BENCH_BODY": fetch_body, "BENCH_TOKEN": token}
             )
-            single = bridge_run(args.seconds, 1)
-            cpu_before = cpu_seconds(bridge.pid)
-            loaded = bridge_run(args.seconds, args.connections)
-            cpu = cpu_seconds(bridge.pid) - cpu_before
-            rows.append(
-                {
-                    "latency": latency,
-                    "direct_search_p50": direct_search["p50"],
-                    "direct_fetch_p50": direct_fetch["p50"],
-                    "direct_pair_rps": 1000 / (direct_search["p50"] + direct_fetch["p50"]),
-                    "bridge1_p50": single["p50"],
-                    "bridge1_rps": single["rps"],
-                    "added_p50": single["p50"] - direct_search["p50"] - direct_fetch["p50"],
-                    "load_rps": loaded["rps"],
-                    "load_p50": loaded["p50"],
-                    "load_p99": loaded["p99"],
-                    "errors": loaded["errors"] + single["errors"],
-                    "cpu_ms": 1000 * cpu / max(loaded["requests"], 1),
-                    "rss_mb": rss_mb(bridge.pid),
-                }
-            )
+            for round_ in range(args.rounds):
+                order = bridges if (latency + round_) % 2 == 0 else bridges[::-1]
+                for bridge in order:  # alternating who goes first
+                    single = bridge_run(bridge, args.seconds, 1)
+                    cpu_before = cpu_seconds(bridge.proc.pid)
+                    loaded = bridge_run(bridge, args.seconds, args.connections)
+                    cpu = cpu_seconds(bridge.proc.pid) - cpu_before
+                    rows.append(
+                        {
+                            "bridge": bridge.label,
+                            "latency": latency,
+                            "direct_search_p50": direct_search["p50"],
+                            "direct_fetch_p50": direct_fetch["p50"],
+                            "bridge1_p50": single["p50"],
+                            "bridge1_rps": single["rps"],
+                            "added_p50": single["p50"] - direct_search["p50"] - direct_fetch["p50"],
+                            "load_rps": loaded["rps"],
+                            "load_p50": loaded["p50"],
+                            "load_p99": loaded["p99"],
+                            "errors": loaded["errors"] + single["errors"],
+                            "cpu_ms": 1000 * cpu / max(loaded["requests"], 1),
+                            "rss_mb": rss_mb(bridge.proc.pid),
+                        }
+                    )
     finally:
-        for proc in (bridge, sim):
-            proc.terminate()
-            proc.wait(timeout=30)
+        for bridge in bridges:
+            bridge.proc.terminate()
+            bridge.proc.wait(timeout=30)
+        sim.terminate()
+        sim.wait(timeout=30)
+    report(rows, args, bridges)
+
+
+def report(rows: list[dict], args: argparse.Namespace, bridges: list[Bridge]) -> None:
     kind = "signed" if args.signed else "unsigned"
     print(f"\n{kind} BRN sync search via the bridge -> OpenCRVS simulator ({args.persons} persons)")
+    for bridge in bridges:
+        print(f"  {bridge.label}: {bridge.code}")
     print(
-        f"{'sim ms':>6}{'direct search p50':>19}{'direct fetch p50':>18}{'bridge c=1 p50':>16}"
-        f"{'added p50':>11}{'c=1 rps':>9}{f'c={args.connections} rps':>10}{'p50':>8}{'p99':>8}"
+        f"{'bridge':<8}{'sim ms':>6}{'direct search p50':>19}{'direct fetch p50':>18}"
+        f"{'bridge c=1 p50':>16}{'added p50':>11}{'c=1 rps':>9}"
+        f"{f'c={args.connections} rps':>10}{'p50':>8}{'p99':>8}"
         f"{'CPU ms/req':>12}{'RSS MB':>8}{'non-2xx':>9}"
     )
     for r in rows:
         print(
-            f"{r['latency']:>6}{r['direct_search_p50']:>19.2f}{r['direct_fetch_p50']:>18.2f}"
-            f"{r['bridge1_p50']:>16.2f}{r['added_p50']:>11.2f}{r['bridge1_rps']:>9.0f}"
-            f"{r['load_rps']:>10.0f}{r['load_p50']:>8.2f}{r['load_p99']:>8.2f}"
-            f"{r['cpu_ms']:>12.2f}{r['rss_mb']:>8.0f}{r['errors']:>9.0f}"
+            f"{r['bridge']:<8}{r['latency']:>6}{r['direct_search_p50']:>19.2f}"
+            f"{r['direct_fetch_p50']:>18.2f}{r['bridge1_p50']:>16.2f}{r['added_p50']:>11.2f}"
+            f"{r['bridge1_rps']:>9.0f}{r['load_rps']:>10.0f}{r['load_p50']:>8.2f}"
+            f"{r['load_p99']:>8.2f}{r['cpu_ms']:>12.2f}{r['rss_mb']:>8.0f}{r['errors']:>9.0f}"
         )
+    for latency in (0, 5):
+        cpu = {
+            b.label: statistics.median(
+                r["cpu_ms"] for r in rows if r["bridge"] == b.label and r["latency"] == latency
+            )
+            for b in bridges
+        }
+        added = {
+            b.label: statistics.median(
+                r["added_p50"] for r in rows if r["bridge"] == b.label and r["latency"] == latency
+            )
+            for b in bridges
+        }
+        line = f"sim {latency} ms, median of {args.rounds} round(s): " + ", ".join(
+            f"{label} CPU {cpu[label]:.2f} ms/req, added p50 {added[label]:.2f} ms" for label in cpu
+        )
+        if len(bridges) > 1:
+            line += f"; CPU this/compare {cpu['this'] / max(cpu['compare'], 1e-9):.2f}"
+        print(line)
+    if any(r["errors"] for r in rows):
+        print("WARNING: non-2xx answers: the figures of those rows do not measure searches")
     print("targets: bridge CPU <= 1 ms/request, added p50 <= 5 ms, RSS <= 150 MB")
 
 
