@@ -28,13 +28,17 @@ class UpstreamHttp:
     def __init__(self, *, max_connections: int, timeout_s: float) -> None:
         self._limit = max_connections
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeouts = {timeout_s: self._timeout}
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=True
+                connector=connector,
+                timeout=self._timeout,
+                auto_decompress=True,
+                cookie_jar=aiohttp.DummyCookieJar(),  # a system client carries no cookies
             )
         return self._session
 
@@ -50,7 +54,11 @@ class UpstreamHttp:
     ) -> tuple[int, bytes]:
         """(status, body) of one exchange; raises `TransportTimeout` / `TransportError`."""
         session = self._open()
-        timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s else self._timeout
+        timeout = self._timeout
+        if timeout_s:
+            timeout = self._timeouts.get(timeout_s) or self._timeouts.setdefault(
+                timeout_s, aiohttp.ClientTimeout(total=timeout_s)
+            )
         try:
             async with session.request(
                 method,

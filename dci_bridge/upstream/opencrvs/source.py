@@ -16,8 +16,8 @@ The whole search has a deadline of `3 x timeout_s`; failures are `UpstreamError`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -44,6 +44,8 @@ from dci_bridge.upstream.opencrvs.plan import (
 )
 from dci_bridge.upstream.opencrvs.transport import Upstream
 from dci_bridge.upstream.opencrvs.v1 import V1Driver
+
+T = TypeVar("T")
 
 LINK_ROUNDS = 3
 """Rounds of following national ids and BRNs to a person's other records."""
@@ -163,7 +165,7 @@ class OpenCrvsSource:
             if not searches:
                 break
             explored.update(searches)
-            found = await asyncio.gather(*(self._ids(kind, value) for kind, value in searches))
+            found = await _all([self._ids(kind, value) for kind, value in searches])
             new_ids = sorted({i for ids in found for i in ids} - set(records))
             if len(records) + len(new_ids) > limit:
                 raise _too_many(limit)
@@ -188,7 +190,7 @@ class OpenCrvsSource:
             async with self._limit:
                 return await self.driver.fetch(record_id)
 
-        fetched = await asyncio.gather(*(one(i) for i in record_ids))
+        fetched = await _all([one(i) for i in record_ids])
         return [r for r in fetched if r is not None and r.is_registered]
 
     # --- attribute searches --------------------------------------------------------------
@@ -210,6 +212,14 @@ class OpenCrvsSource:
             chosen = next((v for v in view if mark in v.identifiers), view[0])
             answers.append(msgspec.Raw(chosen.dci_json))
         return RecordPage(answers, total)
+
+
+async def _all(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """`asyncio.gather` of `calls`, but one call is awaited in place (no task to schedule:
+    a look-up usually makes one search, then one fetch)."""
+    if len(calls) == 1:
+        return [await calls[0]]
+    return list(await asyncio.gather(*calls))
 
 
 def _linking_identifiers(views: Sequence[PersonView]) -> Iterable[tuple[IdentifierType, str]]:

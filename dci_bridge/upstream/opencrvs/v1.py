@@ -1,7 +1,9 @@
 """OpenCRVS v1.x driver: GraphQL `searchEvents` (ids) then `fetchRegistration` per id.
 
 Every call goes through `Upstream.call` (token, breaker, timeout, error translation). The
-GraphQL answers are decoded with msgspec into the few fields we read; GraphQL errors
+GraphQL answers are decoded with msgspec straight into structs of the few fields we read
+(a record of another shape than documented goes to the tolerant dict reader); the query
+documents are encoded once, only the variables per call. GraphQL errors
 (HTTP 200 with `errors`) are recognised: "Unauthorized" (renew the token once), the daily
 search quota in all its versions (message text, `DAILY_QUOTA_EXCEEDED`,
 `RATE_LIMIT_EXCEEDED`), anything else an upstream failure.
@@ -18,7 +20,12 @@ from dci_bridge.errors import UpstreamError
 from dci_bridge.records._fhir import MappingError
 from dci_bridge.records.locations import LocationIndex
 from dci_bridge.records.mapped import MappedRecord
-from dci_bridge.upstream.opencrvs.graphql_map import read_registration
+from dci_bridge.upstream.opencrvs.graphql_map import (
+    GqlRegistrationRecord,
+    PlaceCache,
+    read_registration,
+    read_registration_struct,
+)
 from dci_bridge.upstream.opencrvs.transport import (
     GraphQLError,
     QuotaExceededError,
@@ -88,9 +95,30 @@ class _FetchAnswer(msgspec.Struct):
     errors: list[_Error] | None = None
 
 
+class _TypedFetchData(msgspec.Struct):
+    fetchRegistration: GqlRegistrationRecord | None = None
+
+
+class _TypedFetchAnswer(msgspec.Struct):
+    data: _TypedFetchData | None = None
+    errors: list[_Error] | None = None
+
+
 _SEARCH_DECODER = msgspec.json.Decoder(_SearchAnswer)
 _FETCH_DECODER = msgspec.json.Decoder(_FetchAnswer)
+_TYPED_FETCH_DECODER = msgspec.json.Decoder(_TypedFetchAnswer)
 _ENCODER = msgspec.json.Encoder()
+
+
+def _operation(name: str, query: str) -> tuple[bytes, bytes]:
+    """The constant head and tail of a GraphQL request body: the query document is encoded
+    once, only the variables per call (`head + variables + tail`)."""
+    head = _ENCODER.encode({"operationName": name, "query": query})[:-1] + b',"variables":'
+    return head, b"}"
+
+
+_SEARCH_BODY = _operation("searchEvents", SEARCH_EVENTS)
+_FETCH_BODY = _operation("fetchRegistration", FETCH_REGISTRATION)
 
 
 def is_quota_error(error: _Error) -> bool:
@@ -127,10 +155,18 @@ def _read_search(answer: UpstreamAnswer) -> _SearchSet:
     return body.data.searchEvents
 
 
-def _read_fetch(answer: UpstreamAnswer) -> dict[str, Any] | None:
+def _read_fetch(answer: UpstreamAnswer) -> GqlRegistrationRecord | dict[str, Any] | None:
+    """The record: decoded straight into typed structs when it has the documented shape, as
+    plain JSON for the tolerant reader when it does not."""
+    body: _TypedFetchAnswer | _FetchAnswer
     try:
-        body = _FETCH_DECODER.decode(answer.content)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        body = _TYPED_FETCH_DECODER.decode(answer.content)
+    except msgspec.ValidationError:  # valid JSON of another shape
+        try:
+            body = _FETCH_DECODER.decode(answer.content)
+        except msgspec.DecodeError:
+            raise GraphQLError("OpenCRVS answered a record fetch with an unreadable body") from None
+    except msgspec.DecodeError:
         raise GraphQLError("OpenCRVS answered a record fetch with an unreadable body") from None
     if body.errors and any((e.extensions or {}).get("code") == "NOT_FOUND" for e in body.errors):
         return None
@@ -147,6 +183,7 @@ class V1Driver:
         self._upstream = upstream
         self._url = gateway_url.rstrip("/") + "/graphql"
         self._locations = locations
+        self._places: PlaceCache = {}
 
     async def search(
         self,
@@ -161,25 +198,23 @@ class V1Driver:
         variables["skip"] = skip
         if sort:
             variables["sortBy"] = list(sort)
-        body = _ENCODER.encode(
-            {"operationName": "searchEvents", "variables": variables, "query": SEARCH_EVENTS}
-        )
+        head, tail = _SEARCH_BODY
+        body = head + _ENCODER.encode(variables) + tail
         found = await self._upstream.call(self._url, body, _read_search)
         return found.totalItems, [hit.id for hit in found.results][:count]
 
     async def fetch(self, record_id: str) -> MappedRecord | None:
         """One record by id (None when OpenCRVS does not know it)."""
-        body = _ENCODER.encode(
-            {
-                "operationName": "fetchRegistration",
-                "variables": {"id": record_id},
-                "query": FETCH_REGISTRATION,
-            }
-        )
+        head, tail = _FETCH_BODY
+        body = head + _ENCODER.encode({"id": record_id}) + tail
         data = await self._upstream.call(self._url, body, _read_fetch)
         if data is None:
             return None
         try:
+            if isinstance(data, GqlRegistrationRecord):
+                return read_registration_struct(
+                    data, locations=self._locations, places=self._places
+                )
             return read_registration(data, locations=self._locations)
         except MappingError as exc:
             raise UpstreamError(f"OpenCRVS sent a record we cannot read ({exc.path})") from None
