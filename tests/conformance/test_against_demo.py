@@ -29,19 +29,19 @@ from tests.servers import free_port
 pytestmark = pytest.mark.slow
 
 TESTER = "dci-conformance.example.org"
-NO_TRIGGER = "no event trigger configured"
-SKIPS_WITHOUT_NOTIFY_TRIGGER = {
+SKIPS_WITH_NOTIFY_TRIGGER = {
     "DCI-SIG-017": "signature_scheme is not dci-signature",  # the run signs with JWS
     "DCI-SEARCH-005": "query_graphql",  # optional, off by default
     "DCI-ASYNC-012": "query_graphql",
-    **{f"DCI-NOTIFY-{n:03d}": NO_TRIGGER for n in range(1, 6)},
 }
-"""What the demo run may skip, with the reason: the demo has no event trigger to configure."""
+"""What the full demo run may skip, with the reason. The notify cases run: the demo's own
+simulated OpenCRVS (port + 1) registers a birth on `/_sim/register` and sends its webhook."""
 
 
 @dataclass
 class Demo:
     base: str
+    simulator: str
     receiver_port: int
     data_dir: Path
     output: Path
@@ -98,7 +98,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
                 pass
             assert time.monotonic() < deadline, "the demo did not become ready"
             time.sleep(0.2)
-        yield Demo(base, receiver_port, root / "data", output, env)
+        # the demo subscribes its webhook at the simulator in the background once it serves
+        while "# notify demo: the simulated OpenCRVS sends" not in output.read_text("utf-8"):
+            assert proc.poll() is None, output.read_text(encoding="utf-8")[-3000:]
+            assert time.monotonic() < deadline, "the demo did not subscribe its webhook"
+            time.sleep(0.2)
+        simulator = f"http://127.0.0.1:{port + 1}"
+        yield Demo(base, simulator, receiver_port, root / "data", output, env)
     finally:
         proc.terminate()
         try:
@@ -115,7 +121,18 @@ def _existing_brn(demo: Demo) -> str:
     return value
 
 
-def _config(demo: Demo, path: Path, *, sender_id: str, key_file: Path, secret: str) -> Path:
+def _config(
+    demo: Demo, path: Path, *, sender_id: str, key_file: Path, secret: str, notify: bool = False
+) -> Path:
+    trigger = (
+        f"""
+[notify]
+trigger_url = "{demo.simulator}/_sim/register"
+trigger_json = {{ event = "birth" }}
+"""
+        if notify
+        else ""
+    )
     path.write_text(
         f"""
 [identity]
@@ -131,7 +148,8 @@ port = {demo.receiver_port}
 
 [data]
 existing_identifier = {{ type = "BRN", value = "{_existing_brn(demo)}" }}
-""",
+"""
+        + trigger,
         encoding="utf-8",
     )
     return path
@@ -162,6 +180,7 @@ def test_the_whole_registry_profile_passes_against_the_demo(demo: Demo, tmp_path
         sender_id=TESTER,
         key_file=tmp_path / "tester.jwk",
         secret=secret,
+        notify=True,
     )
 
     run = _run(
@@ -179,9 +198,12 @@ def test_the_whole_registry_profile_passes_against_the_demo(demo: Demo, tmp_path
     failed = {i for i, c in outcomes.items() if c["outcome"] in ("failed", "error")}
     assert failed == set()
     skipped = {i: c["skip_reason"] for i, c in outcomes.items() if c["outcome"] == "skipped"}
-    assert set(skipped) == set(SKIPS_WITHOUT_NOTIFY_TRIGGER), skipped
+    assert set(skipped) == set(SKIPS_WITH_NOTIFY_TRIGGER), skipped
     for case_id, reason in skipped.items():
-        assert SKIPS_WITHOUT_NOTIFY_TRIGGER[case_id] in reason, (case_id, reason)
+        assert SKIPS_WITH_NOTIFY_TRIGGER[case_id] in reason, (case_id, reason)
+    notify_cases = {i for i in outcomes if i.startswith("DCI-NOTIFY-")}
+    assert len(notify_cases) == 5
+    assert all(outcomes[i]["outcome"] == "passed" for i in notify_cases)
     assert report["totals"]["passed"] == len(outcomes) - len(skipped) > 100
 
     junit = ET.parse(tmp_path / "junit.xml").getroot()  # noqa: S314 - our own report
