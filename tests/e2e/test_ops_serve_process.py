@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -35,7 +36,8 @@ TERMINATED = (0, -signal.SIGTERM)
 """uvicorn re-raises SIGTERM after a clean shutdown, so the exit status says "terminated"."""
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
+    # generous: two workers importing the app on a loaded 2-core machine took ~60 s
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -70,6 +72,7 @@ def serve(tmp_path: Path) -> Iterator[object]:
                 env=environ,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: the end kills the workers too
             )
         procs.append(proc)
         base = f"http://127.0.0.1:{port}"
@@ -78,9 +81,9 @@ def serve(tmp_path: Path) -> Iterator[object]:
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the server and any worker it left behind
+        proc.wait(10)
 
 
 def test_sigterm_finishes_the_request_in_flight_and_writes_its_audit_row(
