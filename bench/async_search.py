@@ -203,7 +203,9 @@ def worker_throughput(base: str, count: int, workdir: Path) -> tuple[float, floa
 # --- 3. async search under load --------------------------------------------------------
 
 
-def start_bridge(workdir: Path, db_url: str, receiver: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_bridge(
+    workdir: Path, db_url: str, receiver: str, workers: int = 1
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DCI_BRIDGE_")} | {
         "DCI_BRIDGE_DATA_DIR": str(workdir),
@@ -218,7 +220,16 @@ def start_bridge(workdir: Path, db_url: str, receiver: str) -> tuple[subprocess.
     }
     env = _filter_settings(env)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dci_bridge", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "dci_bridge",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         env=env,
         cwd=ROOT,
     )
@@ -237,6 +248,23 @@ def _filter_settings(env: dict[str, str]) -> dict[str, str]:
             except SettingsError:
                 del keep[key]
     return keep
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children so far (Linux /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for one in pids:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def async_load(base: str, receiver: str, arrivals: Path, rate: float, seconds: float, brn: str):
@@ -326,7 +354,11 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=2000)
     parser.add_argument("--callbacks", type=int, default=3000)
     parser.add_argument("--transport-requests", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=1, help="serve worker processes (part 3)")
+    parser.add_argument("--parts", default="1,2,3", help="which parts to run, e.g. 3")
     args = parser.parse_args()
+    parts = {int(p) for p in args.parts.split(",") if p}
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
     workdir = Path(tempfile.mkdtemp(prefix="dci-bench-async-"))
     arrivals = workdir / "arrivals.txt"
@@ -334,28 +366,43 @@ def main() -> None:
     receiver, receiver_url = start_receiver(arrivals)
     procs = [receiver]
     try:
-        print(f"1. callback client CPU per POST (32 concurrent, {args.transport_requests} POSTs)")
-        costs = transports(receiver_url, args.transport_requests)
-        for kind, ms in costs.items():
-            print(f"   {kind:<14} {ms:.3f} ms CPU/request")
-        if len(costs) == 2:
-            print(f"   ratio httpx-aiohttp / httpx: {costs['httpx-aiohttp'] / costs['httpx']:.2f}")
-
-        print(f"2. worker: {args.callbacks} signed callbacks from a SQLite outbox")
-        rate, cpu_ms = worker_throughput(receiver_url, args.callbacks, workdir)
-        print(f"   {rate:.0f} callbacks/s, {cpu_ms:.2f} ms CPU per callback (worker process)")
+        if 1 in parts:
+            posts = args.transport_requests
+            print(f"1. callback client CPU per POST (32 concurrent, {posts} POSTs)")
+            costs = transports(receiver_url, args.transport_requests)
+            for kind, ms in costs.items():
+                print(f"   {kind:<14} {ms:.3f} ms CPU/request")
+            if len(costs) == 2:
+                ratio = costs["httpx-aiohttp"] / costs["httpx"]
+                print(f"   ratio httpx-aiohttp / httpx: {ratio:.2f}")
+        if 2 in parts:
+            print(f"2. worker: {args.callbacks} signed callbacks from a SQLite outbox")
+            rate, cpu_ms = worker_throughput(receiver_url, args.callbacks, workdir)
+            print(f"   {rate:.0f} callbacks/s, {cpu_ms:.2f} ms CPU per callback (worker process)")
+        if 3 not in parts:
+            return
 
         from dci_bridge.records.seed import known_persons, seed_store
 
         db = workdir / "store.sqlite3"
         asyncio.run(seed_store(f"sqlite:///{db}", persons=args.persons, seed=20261123))
         brn = known_persons(20261123).child_brn
-        bridge, bridge_url = start_bridge(workdir, f"sqlite:///{db}", receiver_url)
+        bridge, bridge_url = start_bridge(workdir, f"sqlite:///{db}", receiver_url, args.workers)
         procs.append(bridge)
-        print(f"3. async search at {args.rate:.0f}/s for {args.seconds:.0f} s (one serve worker)")
+        print(
+            f"3. async search at {args.rate:.0f}/s for {args.seconds:.0f} s"
+            f" ({args.workers} serve worker{'s' if args.workers > 1 else ''})"
+        )
+        profile = os.environ.get("BENCH_PYSPY")  # a file: sample the bridge with py-spy
+        if profile:
+            spy_args = ["--nonblocking", "--gil", "-r", "100", "-f", "raw", "-o", profile]
+            spy_args += ["-d", str(int(args.seconds)), "-p", str(bridge.pid)]
+            spy = subprocess.Popen(["py-spy", "record", *spy_args])
+        cpu_before = cpu_seconds(bridge.pid)
         ack_ms, lag, sent, got = async_load(
             bridge_url, receiver_url, arrivals, args.rate, args.seconds, brn
         )
+        cpu_ms = (cpu_seconds(bridge.pid) - cpu_before) / max(sent + 20, 1) * 1000
         print(
             f"   ack        p50 {pct(ack_ms, 50):.1f} ms  p99 {pct(ack_ms, 99):.1f} ms"
             f"  (mean {statistics.fmean(ack_ms):.1f} ms, {sent} searches)"
@@ -364,6 +411,10 @@ def main() -> None:
             f"   callback   p50 {pct(lag, 50):.0f} ms  p95 {pct(lag, 95):.0f} ms"
             f"  p99 {pct(lag, 99):.0f} ms  ({got}/{sent} delivered)"
         )
+        print(f"   serve CPU  {cpu_ms:.2f} ms per async search (accept, search, sign, POST)")
+        if profile:
+            spy.wait(60)
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)

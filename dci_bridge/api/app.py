@@ -30,6 +30,7 @@ from dci_bridge.api.state import BridgeState
 from dci_bridge.clock import Clock, SystemClock
 from dci_bridge.crypto import EnvelopeSigner
 from dci_bridge.db.engine import begin_write, create_sync_engine, migrate
+from dci_bridge.delivery.commits import GroupCommit
 from dci_bridge.delivery.worker import Worker
 from dci_bridge.errors import DciError
 from dci_bridge.records.source import RecordSource
@@ -178,11 +179,20 @@ async def _start_delivery(
     engine = create_sync_engine(settings.database_url, pool_size=settings.database.pool_size)
     if signer is None:
         signer = bridge.security.signer  # the bridge's key store: rotation applies to callbacks
-    operations = AsyncOperations(engine, bridge.search, settings, clock, ids)
+    commits = GroupCommit(engine)  # accepts and worker ticks share transactions
+    operations = AsyncOperations(
+        engine,
+        bridge.search,
+        settings,
+        clock,
+        ids,
+        commits=commits,
+        answer_inline=isinstance(bridge.source, EmbeddedFhirStore),  # cheap: answer at once
+    )
     operations.audit = bridge.audit
     bridge.async_ops = operations
     bridge.senders = bridge.security.senders
-    worker = Worker(engine, settings.delivery, clock=clock, signer=signer)
+    worker = Worker(engine, settings.delivery, clock=clock, signer=signer, commits=commits)
     worker.register(SEARCH_TASK, operations.run_search)
     if settings.delivery.worker:
         worker.start()

@@ -5,9 +5,11 @@ enqueues in this process calls `kick()` so new jobs go out at once). A tick is o
 transaction that records the attempts finished since the last tick and claims new due jobs
 (up to the free slots); the claimed jobs run as asyncio tasks and the tick returns. So
 database writes are batched under load and a slow or hanging receiver only ever holds its
-own slot, never the tick. The database is the source of truth: leases make several
-processes share one PostgreSQL, and a killed process's jobs are due again when their lease
-ends (at-least-once; the same message_id on every attempt lets receivers de-duplicate).
+own slot, never the tick. The tick's transaction goes through the process's `GroupCommit`,
+shared with the requests being accepted at that moment (one writer, one commit). The
+database is the source of truth: leases make several processes share one PostgreSQL, and a
+killed process's jobs are due again when their lease ends (at-least-once; the same
+message_id on every attempt lets receivers de-duplicate).
 
 Outcomes: 2xx done; 410 Gone disables the endpoint (its jobs go dead); a refused URL
 (SSRF guard, prefix) is dead at once; everything else retries on `schedule.RETRY_DELAYS_S`.
@@ -32,6 +34,7 @@ from dci_bridge.clock import Clock
 from dci_bridge.crypto.envelope import SIGNATURE_SCHEMES, EnvelopeSigner
 from dci_bridge.db.engine import begin_write
 from dci_bridge.delivery import outbox
+from dci_bridge.delivery.commits import GroupCommit
 from dci_bridge.delivery.outbox import AttemptResult, Job, NewJob
 from dci_bridge.delivery.sender import CallbackSender
 from dci_bridge.errors import DciError
@@ -82,8 +85,11 @@ class Worker:
         sender: CallbackSender | None = None,
         handlers: Mapping[str, TaskHandler] | None = None,
         owner: str | None = None,
+        commits: GroupCommit | None = None,
     ) -> None:
         self.engine = engine
+        self.commits = commits or GroupCommit(engine)
+        """Shared with the accepting use cases of this process (one writer, group commit)."""
         self.settings = settings
         self.clock = clock
         self.signer = signer
@@ -213,9 +219,7 @@ class Worker:
                 free = 0 if self._closing else self.settings.max_in_flight - len(self._tasks)
                 limit = min(self.settings.batch_size, max(free, 0))
                 try:
-                    claimed, disabled = await anyio.to_thread.run_sync(
-                        self._exchange, results, limit
-                    )
+                    claimed, disabled = await self._exchange(results, limit)
                 except Exception as exc:  # database trouble: keep the results, try later
                     self._results[:0] = results
                     log.warning("delivery tick failed: %s", type(exc).__name__)
@@ -233,16 +237,23 @@ class Worker:
             self._not_ticking.set()
         return total
 
-    def _exchange(self, results: list[AttemptResult], limit: int) -> tuple[list[Job], set[str]]:
+    async def _exchange(
+        self, results: list[AttemptResult], limit: int
+    ) -> tuple[list[Job], set[str]]:
+        """Record `results` and claim up to `limit` due jobs in one write transaction, shared
+        (group commit) with the requests this process accepts meanwhile."""
         now = self.clock.now()
-        with begin_write(self.engine) as conn:
-            follow_ups = outbox.record(conn, results, owner=self.owner, now=now)
-            claimed = outbox.claim(
-                conn, owner=self.owner, now=now, lease_s=self.settings.lease_s, limit=limit
-            )
+        owner, lease_s = self.owner, self.settings.lease_s
+
+        def work(conn: sa.Connection) -> tuple[list[Job], set[str], bool]:
+            follow_ups = outbox.record(conn, results, owner=owner, now=now)
+            claimed = outbox.claim(conn, owner=owner, now=now, lease_s=lease_s, limit=limit)
             urls = {job.target_url for job in claimed if job.target_url}
             disabled = outbox.disabled_endpoints(conn, urls) if urls else set()
-        if follow_ups:
+            return claimed, disabled, bool(follow_ups)
+
+        claimed, disabled, followed = await self.commits.run(work)
+        if followed:
             self._again = True
         return claimed, disabled
 

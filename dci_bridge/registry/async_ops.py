@@ -1,10 +1,16 @@
 """Async search and transaction status: accept at once, answer later by callback.
 
 `POST /registry/search`: after the envelope checks, ONE write transaction stores the
-transaction (`dci_transaction`, keyed by the correlation id the Ack announces) and an outbox
-task `search`; the Ack goes back at once. The delivery worker runs the task here
-(`run_search`): it searches, stores the response for `txn/status`, and enqueues the signed
-`on-search` callbacks in the same transaction that completes the task.
+transaction (`dci_transaction`, keyed by the correlation id the Ack announces) and its work;
+the Ack goes back once it has committed, so a crash after the Ack loses nothing. When the
+record source answers cheaply (the embedded store: `answer_inline`) and the answer fits in
+one message, the search runs before that transaction and the work is the signed-at-send
+`on-search` callback itself: the transaction is stored already answered (`succ`, for
+`txn/status`). Otherwise (a remote source, a result of several pages, a source error) the
+work is an outbox task `search` that the delivery worker runs here (`run_search`): it
+searches, stores the response, and enqueues the `on-search` callbacks in the same transaction
+that completes the task. Accepting transactions are group-committed with each other and with
+the worker's ticks (`delivery.commits`).
 
 Large results: an item asking for page 1 (or giving no pagination) is answered page after
 page (of its `page_size`, up to `delivery.max_async_records` records), one `on-search` message per
@@ -31,13 +37,13 @@ import msgspec
 import sqlalchemy as sa
 
 from dci_bridge.clock import Clock, isoformat_z
-from dci_bridge.db.engine import begin_write
 from dci_bridge.db.tables_delivery import DciTransaction
 from dci_bridge.delivery import outbox
+from dci_bridge.delivery.commits import GroupCommit
 from dci_bridge.delivery.outbox import Job, NewJob
 from dci_bridge.delivery.safety import CallbackRefused, check_callback_url, parse_prefixes
 from dci_bridge.delivery.worker import TaskOutcome
-from dci_bridge.errors import SenderUriError
+from dci_bridge.errors import DciError, SenderUriError
 from dci_bridge.ops import metrics
 from dci_bridge.protocol.ack import Ack, AckMessage
 from dci_bridge.protocol.codec import decode_message, encode
@@ -58,7 +64,7 @@ from dci_bridge.protocol.txn import (
 from dci_bridge.registry.audit import AuditTrail
 from dci_bridge.registry.ids import IdSource
 from dci_bridge.registry.policy import Disclosure
-from dci_bridge.registry.search import SearchService
+from dci_bridge.registry.search import SearchOutcome, SearchService
 from dci_bridge.settings import Settings
 
 __all__ = ["SEARCH_TASK", "AsyncOperations", "CallbackTarget", "TxnLookup", "record_transaction"]
@@ -69,6 +75,7 @@ ON_SEARCH: Final = "on-search"
 TXN_ON_STATUS: Final = "txn-on-status"
 
 txn_table: sa.Table = DciTransaction.__table__  # type: ignore[attr-defined]
+_INSERT_TXN: Final = txn_table.insert()
 _HEADER_DECODER = msgspec.json.Decoder(MsgHeader)
 _BARE_TXN_TYPE: Final = {
     TxnType.ON_SEARCH: TxnType.SEARCH,
@@ -85,6 +92,18 @@ class CallbackTarget:
 
     url: str
     scheme: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A search answered: its on-search callbacks, the response stored for `txn/status`,
+    and what the audit trail records."""
+
+    messages: list[NewJob]
+    stored: bytes
+    answered: list[SearchResponseItem]
+    disclosures: list[Disclosure]
+    policy_revision: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +152,19 @@ class AsyncOperations:
         settings: Settings,
         clock: Clock,
         ids: IdSource,
+        *,
+        commits: GroupCommit | None = None,
+        answer_inline: bool = False,
     ) -> None:
         self.engine = engine
         self.search = search
         self.settings = settings
         self.clock = clock
         self.ids = ids
+        self.commits = commits or GroupCommit(engine)
+        """Accepting transactions share commits (with each other and the worker's ticks)."""
+        self.answer_inline = answer_inline
+        """Search while accepting (a cheap, local record source; see the module doc)."""
         self.audit: AuditTrail | None = None
         """Set by the app: every completed async search is audited like a sync one."""
 
@@ -147,7 +173,8 @@ class AsyncOperations:
     async def accept_search(
         self, header: MsgHeader, request: SearchRequest, raw_message: bytes, target: CallbackTarget
     ) -> Ack:
-        """Store the transaction and its search task in one transaction; the Ack.
+        """Store the transaction and its work (the answer's callbacks, or the search task)
+        in one transaction; the Ack once it has committed.
 
         The sender's disclosure policy is checked (and its rate charged) here, so a sender
         without one, or over its rate, gets the error at once instead of a callback."""
@@ -155,34 +182,64 @@ class AsyncOperations:
         correlation_id = self.ids.new_id()
         now = self.clock.now()
         refs = [item.reference_id for item in request.search_request]
-        task = NewJob(
-            kind=SEARCH_TASK,
-            header=encode(header),
-            message=raw_message,
-            sender_id=header.sender_id,
-            message_id=header.message_id,
-            correlation_id=correlation_id,
-            scheme=target.scheme,
-        )
+        answer = None
+        if self.answer_inline:
+            answer = await self._answer_at_once(header, request, correlation_id, target)
 
-        def write() -> None:
-            with begin_write(self.engine) as conn:
-                _insert_transaction(
-                    conn,
-                    correlation_id=correlation_id,
-                    header=header,
-                    transaction_id=request.transaction_id,
-                    txn_type=TxnType.SEARCH.value,
-                    status=RequestStatus.PDNG.value,
-                    reference_ids=refs,
-                    callback_url=target.url,
-                    response=None,
-                    now=now,
-                )
-                outbox.enqueue(conn, task, now=now)
+        def write(conn: sa.Connection) -> None:
+            _insert_transaction(
+                conn,
+                correlation_id=correlation_id,
+                header=header,
+                transaction_id=request.transaction_id,
+                txn_type=TxnType.SEARCH.value,
+                status=(RequestStatus.PDNG if answer is None else RequestStatus.SUCC).value,
+                reference_ids=refs,
+                callback_url=target.url,
+                response=None if answer is None else answer.stored,
+                now=now,
+            )
+            if answer is not None:
+                outbox.enqueue(conn, answer.messages, now=now)
+                return
+            task = NewJob(
+                kind=SEARCH_TASK,
+                header=encode(header),
+                message=raw_message,
+                sender_id=header.sender_id,
+                message_id=header.message_id,
+                correlation_id=correlation_id,
+                scheme=target.scheme,
+            )
+            outbox.enqueue(conn, task, now=now)
 
-        await anyio.to_thread.run_sync(write)
+        await self.commits.run(write)
+        if answer is not None:
+            self._audit(header, request, answer)
         return self._ack(correlation_id, now)
+
+    async def _answer_at_once(
+        self, header: MsgHeader, request: SearchRequest, correlation_id: str, target: CallbackTarget
+    ) -> _Answer | None:
+        """The whole answer when one message holds it; None leaves the search to the worker
+        (more pages to fetch, or a source error it retries)."""
+        try:
+            outcome = await self.search.search(header, request, charge=False)
+        except DciError:
+            return None
+        if self._further_pages(request, outcome):
+            return None
+        first = {item.reference_id: item for item in outcome.response.search_response}
+        return self._answer(
+            header,
+            request,
+            correlation_id,
+            [first],
+            target=target.url,
+            scheme=target.scheme,
+            disclosures=list(outcome.disclosures),
+            policy_revision=outcome.policy_revision,
+        )
 
     async def accept_txn_status(
         self, header: MsgHeader, request: TxnStatusRequest, target: CallbackTarget
@@ -192,38 +249,37 @@ class AsyncOperations:
         correlation_id = self.ids.new_id()
         now = self.clock.now()
 
-        def write() -> None:
-            with begin_write(self.engine) as conn:
-                callback_header, response = self._status(conn, header, request, correlation_id)
-                message = encode(response) if response is not None else None
-                _insert_transaction(
-                    conn,
+        def write(conn: sa.Connection) -> None:
+            callback_header, response = self._status(conn, header, request, correlation_id)
+            message = encode(response) if response is not None else None
+            _insert_transaction(
+                conn,
+                correlation_id=correlation_id,
+                header=header,
+                transaction_id=request.transaction_id,
+                txn_type="txn-status",
+                status=RequestStatus.SUCC.value,
+                reference_ids=[request.txnstatus_request.reference_id],
+                callback_url=target.url,
+                response=message,
+                now=now,
+            )
+            outbox.enqueue(
+                conn,
+                NewJob(
+                    kind=TXN_ON_STATUS,
+                    header=encode(callback_header),
+                    message=message,
+                    target_url=target.url,
+                    sender_id=header.sender_id,
+                    message_id=callback_header.message_id,
                     correlation_id=correlation_id,
-                    header=header,
-                    transaction_id=request.transaction_id,
-                    txn_type="txn-status",
-                    status=RequestStatus.SUCC.value,
-                    reference_ids=[request.txnstatus_request.reference_id],
-                    callback_url=target.url,
-                    response=message,
-                    now=now,
-                )
-                outbox.enqueue(
-                    conn,
-                    NewJob(
-                        kind=TXN_ON_STATUS,
-                        header=encode(callback_header),
-                        message=message,
-                        target_url=target.url,
-                        sender_id=header.sender_id,
-                        message_id=callback_header.message_id,
-                        correlation_id=correlation_id,
-                        scheme=target.scheme,
-                    ),
-                    now=now,
-                )
+                    scheme=target.scheme,
+                ),
+                now=now,
+            )
 
-        await anyio.to_thread.run_sync(write)
+        await self.commits.run(write)
         return self._ack(correlation_id, now)
 
     async def txn_status(
@@ -299,30 +355,59 @@ class AsyncOperations:
         target = await anyio.to_thread.run_sync(self._target_of, job.correlation_id)
         disclosures: list[Disclosure] = []
         pages, revision = await self._pages(header, decoded, disclosures)
-        answered = [answer for page in pages for answer in page.values()]
-        for answer in answered:
-            data = answer.data
-            metrics.record_search_results(str(answer.status), len(data.reg_records) if data else 0)
-        if self.audit is not None:
-            self.audit.record_search(
-                header,
-                decoded,
-                answered,
-                action="search",
-                mode="async",
-                disclosures=disclosures,
-                policy_revision=revision,
+        answer = self._answer(
+            header,
+            decoded,
+            job.correlation_id,
+            pages,
+            target=target,
+            scheme=job.scheme,
+            disclosures=disclosures,
+            policy_revision=revision,
+        )
+        self._audit(header, decoded, answer)
+        correlation_id = job.correlation_id
+        now = self.clock.now()
+
+        def apply(conn: sa.Connection) -> None:
+            conn.execute(
+                txn_table.update()
+                .where(txn_table.c.correlation_id == correlation_id)
+                .values(
+                    status=RequestStatus.SUCC.value, response_json=answer.stored, updated_at=now
+                )
             )
-        total = len(decoded.search_request)
+
+        return TaskOutcome(follow_up=answer.messages if target else [], apply=apply)
+
+    def _answer(
+        self,
+        header: MsgHeader,
+        request: SearchRequest,
+        correlation_id: str,
+        pages: list[dict[str, SearchResponseItem]],
+        *,
+        target: str | None,
+        scheme: str | None,
+        disclosures: list[Disclosure],
+        policy_revision: int | None,
+    ) -> _Answer:
+        """One on-search message per page (see the module doc) and the stored response."""
+        answered = [answer for page in pages for answer in page.values()]
+        for item in answered:
+            data = item.data
+            metrics.record_search_results(str(item.status), len(data.reg_records) if data else 0)
+        total = len(request.search_request)
         last_page = {
             ref: max(n for n, items in enumerate(pages, 1) if ref in items)
             for ref in {item.reference_id for page in pages for item in page.values()}
         }
         messages: list[NewJob] = []
+        stored = b""
         for number, items in enumerate(pages, start=1):
             response = SearchResponse(
-                transaction_id=decoded.transaction_id,
-                correlation_id=job.correlation_id,
+                transaction_id=request.transaction_id,
+                correlation_id=correlation_id,
                 search_response=list(items.values()),
             )
             done = sum(1 for last in last_page.values() if last <= number)
@@ -336,35 +421,34 @@ class AsyncOperations:
                 sender_id=self.settings.registry.registry_id,
                 receiver_id=header.sender_id,
             )
+            message = encode(response)
+            if number == 1:
+                stored = message
             messages.append(
                 NewJob(
                     kind=ON_SEARCH,
                     header=encode(callback),
-                    message=encode(response),
+                    message=message,
                     target_url=target,
                     sender_id=header.sender_id,
                     message_id=callback.message_id,
-                    correlation_id=job.correlation_id,
-                    scheme=job.scheme,
+                    correlation_id=correlation_id,
+                    scheme=scheme,
                 )
             )
-        first = SearchResponse(
-            transaction_id=decoded.transaction_id,
-            correlation_id=job.correlation_id,
-            search_response=list(pages[0].values()),
-        )
-        stored = encode(first)
-        correlation_id = job.correlation_id
-        now = self.clock.now()
+        return _Answer(messages, stored, answered, disclosures, policy_revision)
 
-        def apply(conn: sa.Connection) -> None:
-            conn.execute(
-                txn_table.update()
-                .where(txn_table.c.correlation_id == correlation_id)
-                .values(status=RequestStatus.SUCC.value, response_json=stored, updated_at=now)
+    def _audit(self, header: MsgHeader, request: SearchRequest, answer: _Answer) -> None:
+        if self.audit is not None:
+            self.audit.record_search(
+                header,
+                request,
+                answer.answered,
+                action="search",
+                mode="async",
+                disclosures=answer.disclosures,
+                policy_revision=answer.policy_revision,
             )
-
-        return TaskOutcome(follow_up=messages if target else [], apply=apply)
 
     def _target_of(self, correlation_id: str) -> str | None:
         with self.engine.connect() as conn:
@@ -386,6 +470,20 @@ class AsyncOperations:
         disclosures.extend(outcome.disclosures)
         first = {item.reference_id: item for item in outcome.response.search_response}
         pages: list[dict[str, SearchResponseItem]] = [first]
+        more = self._further_pages(request, outcome)
+        for number in sorted(more):
+            batch = SearchRequest(
+                transaction_id=request.transaction_id, search_request=more[number]
+            )
+            paged = await self.search.search(header, batch, charge=False)
+            disclosures.extend(paged.disclosures)
+            pages.append({item.reference_id: item for item in paged.response.search_response})
+        return pages, outcome.policy_revision
+
+    def _further_pages(
+        self, request: SearchRequest, outcome: SearchOutcome
+    ) -> dict[int, list[SearchRequestItem]]:
+        """By page number (2, 3, ...), the items that still have that page to send."""
         more: dict[int, list[SearchRequestItem]] = {}
         cap = self.settings.delivery.max_async_records
         for asked, answered in zip(
@@ -400,14 +498,7 @@ class AsyncOperations:
             count = -(-total // size) if size > 0 else 1
             for number in range(2, count + 1):
                 more.setdefault(number, []).append(_with_page(asked, size, number))
-        for number in sorted(more):
-            batch = SearchRequest(
-                transaction_id=request.transaction_id, search_request=more[number]
-            )
-            paged = await self.search.search(header, batch, charge=False)
-            disclosures.extend(paged.disclosures)
-            pages.append({item.reference_id: item for item in paged.response.search_response})
-        return pages, outcome.policy_revision
+        return more
 
 
 def _explicit_page(item: SearchRequestItem) -> bool:
@@ -436,20 +527,21 @@ def _insert_transaction(
     response: bytes | None,
     now: dt.datetime,
 ) -> None:
-    conn.execute(
-        txn_table.insert().values(
-            correlation_id=correlation_id,
-            sender_id=header.sender_id,
-            transaction_id=transaction_id,
-            message_id=header.message_id,
-            txn_type=txn_type,
-            status=status,
-            reference_ids=json.dumps(reference_ids),
-            callback_url=callback_url,
-            response_json=response,
-            created_at=now,
-            updated_at=now,
-        )
+    conn.execute(  # parameters, not .values(): the statement is built and compiled once
+        _INSERT_TXN,
+        {
+            "correlation_id": correlation_id,
+            "sender_id": header.sender_id,
+            "transaction_id": transaction_id,
+            "message_id": header.message_id,
+            "txn_type": txn_type,
+            "status": status,
+            "reference_ids": json.dumps(reference_ids),
+            "callback_url": callback_url,
+            "response_json": response,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
 
 

@@ -16,6 +16,8 @@ import pytest
 from dci_bridge.api.app import create_app
 from dci_bridge.clock import SystemClock
 from dci_bridge.crypto import KeyStore, verify_envelope
+from dci_bridge.db.engine import create_sync_engine
+from dci_bridge.delivery import outbox
 from dci_bridge.protocol.codec import decode_raw_envelope
 from dci_bridge.records.seed import KnownPersons
 from dci_bridge.settings import Settings
@@ -137,6 +139,28 @@ def test_async_search_acks_then_delivers_a_signed_on_search(bridge: Bridge, know
     assert found["status"] == "succ"
     assert len(found["data"]["reg_records"]) == 1
     assert bridge.receiver.received[0].path == "/registry/on-search"
+
+
+def test_a_one_message_answer_is_committed_with_the_ack(bridge: Bridge, known: KnownPersons):
+    body = search_envelope(bridge, item("idtype-value", {"type": "BRN", "value": known.child_brn}))
+    correlation_id = acked(bridge.post("/registry/search", body))
+    # no callback awaited: the transaction was stored answered, with its on-search queued
+    request = txn_status_envelope(bridge, "correlation_id", correlation_id)
+    response = bridge.post("/registry/sync/txn/status", request)
+    assert response.status_code == 200, response.text[:300]
+    status = response.json()["message"]["txnstatus_response"]["txn_status"]
+    assert [i["status"] for i in status["search_response"]] == ["succ"]
+    engine = create_sync_engine(bridge.sender_database_url)
+    try:
+        with engine.connect() as conn:
+            jobs = [
+                j for j in outbox.list_jobs(conn, limit=1000) if j.correlation_id == correlation_id
+            ]
+    finally:
+        engine.dispose()
+    assert [j.kind for j in jobs] == ["on-search"]  # no search task ran for it
+    [raw] = bridge.callbacks("on-search")
+    assert bridge.verified(raw)["header"]["message_id"] == jobs[0].message_id
 
 
 def test_callback_url_outside_the_registered_prefixes_is_refused(bridge: Bridge):
