@@ -37,7 +37,7 @@ from dci_bridge.records.source import RecordSource
 from dci_bridge.records.store import EmbeddedFhirStore
 from dci_bridge.registry.async_ops import SEARCH_TASK, AsyncOperations
 from dci_bridge.registry.audit import AuditTrail
-from dci_bridge.registry.callbacks import NotifySink, OutboxSink
+from dci_bridge.registry.callbacks import NotifySink, OutboxSink, RecipientKeys
 from dci_bridge.registry.ids import IdSource, UuidSource
 from dci_bridge.registry.ingest import IngestLoop, IngestService
 from dci_bridge.registry.notify import Fanout
@@ -192,7 +192,14 @@ async def _start_delivery(
     operations.audit = bridge.audit
     bridge.async_ops = operations
     bridge.senders = bridge.security.senders
-    worker = Worker(engine, settings.delivery, clock=clock, signer=signer, commits=commits)
+    worker = Worker(
+        engine,
+        settings.delivery,
+        clock=clock,
+        signer=signer,
+        commits=commits,
+        encryption_keys=RecipientKeys(bridge.security),
+    )
     worker.register(SEARCH_TASK, operations.run_search)
     if settings.delivery.worker:
         worker.start()

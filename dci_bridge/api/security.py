@@ -52,8 +52,8 @@ async def admit(
     `SecurityService.admit`): token and scope, envelope, sender, signature, replay guard,
     decryption. Call it first in the handler, after the Content-Type check.
 
-    `encryption=False`: refuse encrypted messages (endpoints that answer by callback, whose
-    callbacks cannot be encrypted yet)."""
+    `encryption=False`: refuse encrypted messages (the async txn status, whose callback is
+    not encrypted yet)."""
     security = security_of(request)
     return await security.admit(
         request.headers.get("authorization"),

@@ -13,6 +13,12 @@ message_id on every attempt lets receivers de-duplicate).
 
 Outcomes: 2xx done; 410 Gone disables the endpoint (its jobs go dead); a refused URL
 (SSRF guard, prefix) is dead at once; everything else retries on `schedule.RETRY_DELAYS_S`.
+
+Encryption: a callback whose stored header says `is_msg_encrypted: true` is encrypted at
+every attempt (JWE, `crypto.jwe`) to the receiver's registered `use: enc` key, then signed
+over the encrypted message. Without a usable key the attempt fails with the reason recorded
+on the job and retries on the schedule (an operator may register the key); nothing is ever
+sent in plain text instead.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import sqlalchemy as sa
 
 from dci_bridge.clock import Clock
 from dci_bridge.crypto.envelope import SIGNATURE_SCHEMES, EnvelopeSigner
+from dci_bridge.crypto.jwe import encrypt_message
+from dci_bridge.crypto.jwk import PublicKey
 from dci_bridge.db.engine import begin_write
 from dci_bridge.delivery import outbox
 from dci_bridge.delivery.commits import GroupCommit
@@ -41,7 +49,7 @@ from dci_bridge.errors import DciError
 from dci_bridge.ops import metrics
 from dci_bridge.settings import DeliverySettings
 
-__all__ = ["TaskHandler", "TaskOutcome", "Worker", "envelope_bytes"]
+__all__ = ["EncryptionKeys", "TaskHandler", "TaskOutcome", "Worker", "envelope_bytes"]
 
 log = logging.getLogger("dci_bridge.delivery")
 
@@ -61,6 +69,31 @@ class TaskOutcome:
 
 class TaskHandler(Protocol):
     def __call__(self, job: Job) -> Awaitable[TaskOutcome]: ...
+
+
+class EncryptionKeys(Protocol):
+    def __call__(self, receiver_id: str) -> Awaitable[PublicKey | None]:
+        """The `use: enc` key of the DCI sender a callback goes to, None when it has none;
+        raises when its keys cannot be had now (a JWKS URL that does not answer)."""
+        ...
+
+
+class _Flags(msgspec.Struct):
+    is_msg_encrypted: Any = False
+
+
+_FLAGS = msgspec.json.Decoder(_Flags)
+
+
+def asks_encryption(header: bytes) -> bool:
+    """Whether a stored callback header announces an encrypted message. Fails closed: a
+    header that mentions the flag but cannot be read counts as asking."""
+    if b"is_msg_encrypted" not in header:
+        return False
+    try:
+        return _FLAGS.decode(header).is_msg_encrypted is not False
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return True
 
 
 def envelope_bytes(signature: str, header: bytes, message: bytes | None) -> bytes:
@@ -86,6 +119,7 @@ class Worker:
         handlers: Mapping[str, TaskHandler] | None = None,
         owner: str | None = None,
         commits: GroupCommit | None = None,
+        encryption_keys: EncryptionKeys | None = None,
     ) -> None:
         self.engine = engine
         self.commits = commits or GroupCommit(engine)
@@ -100,6 +134,8 @@ class Worker:
             max_connections=settings.max_in_flight,
         )
         self.handlers: dict[str, TaskHandler] = dict(handlers or {})
+        self.encryption_keys = encryption_keys
+        """Where the receivers' encryption keys come from (None: encrypted callbacks fail)."""
         self.owner = owner or f"w-{uuid.uuid4().hex[:12]}"
         self.stats: dict[str, int] = {"done": 0, "retry": 0, "dead": 0, "gone": 0}
         self._results: list[AttemptResult] = []
@@ -325,9 +361,19 @@ class Worker:
         if self.signer is None:
             raise RuntimeError("no signer configured for callbacks")
         scheme = job.scheme if job.scheme in SIGNATURE_SCHEMES else None
-        message: Any = msgspec.Raw(job.message) if job.message is not None else msgspec.UNSET
+        plain = job.message
+        if plain is not None and asks_encryption(job.header):
+            sealed = await self._encrypt(job, plain)
+            if isinstance(sealed, str):  # no usable key: recorded, retried, never sent plain
+                log.info(
+                    "callback not encrypted",
+                    extra={"job_id": job.job_id, "message_id": job.message_id},
+                )
+                return AttemptResult(job, started_at, 0.0, "retry", error=sealed)
+            plain = sealed
+        message: Any = msgspec.Raw(plain) if plain is not None else msgspec.UNSET
         signature = self.signer.sign(msgspec.Raw(job.header), message, scheme=scheme)  # type: ignore[arg-type]
-        body = envelope_bytes(signature, job.header, job.message)
+        body = envelope_bytes(signature, job.header, plain)
         sent = await self.sender.post(job.target_url, body)
         if sent.ok:
             outcome: outbox.Outcome = "done"
@@ -345,6 +391,21 @@ class Worker:
         return AttemptResult(
             job, started_at, sent.latency_ms, outcome, http_status=sent.status, error=sent.error
         )
+
+    async def _encrypt(self, job: Job, message: bytes) -> bytes | str:
+        """The message as the standard's EncryptedMessage JSON, or why it cannot be."""
+        if self.encryption_keys is None or not job.sender_id:
+            return "encryption asked, but the receiver's keys are not known here"
+        try:
+            key = await self.encryption_keys(job.sender_id)
+        except Exception as exc:
+            return f"encryption asked, receiver keys unavailable ({type(exc).__name__})"
+        if key is None:
+            return "encryption asked, but the receiver has no registered encryption key"
+        try:
+            return _ENCODE.encode(encrypt_message(message, key))
+        except DciError as exc:
+            return f"encryption failed: {exc.message}"
 
     # --- helpers for tests, the CLI and housekeeping -----------------------------------
 

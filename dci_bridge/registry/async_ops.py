@@ -420,6 +420,8 @@ class AsyncOperations:
                 completed_count=done,
                 sender_id=self.settings.registry.registry_id,
                 receiver_id=header.sender_id,
+                # an encrypted request gets encrypted answers: the worker encrypts at send
+                is_msg_encrypted=header.is_msg_encrypted,
             )
             message = encode(response)
             if number == 1:

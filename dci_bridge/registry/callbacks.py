@@ -2,7 +2,9 @@
 
 A use case builds `NotifyJob`s and hands them to a `NotifySink` inside its own write
 transaction; the production sink is the delivery outbox (signing, encryption, retries), so a
-callback is queued exactly when the state change that caused it commits.
+callback is queued exactly when the state change that caused it commits. A job with
+`encrypt` is stored with `is_msg_encrypted: true` in its header: the worker then encrypts the
+message to the receiver's registered key (`RecipientKeys`) at every attempt, or fails it.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
 import sqlalchemy as sa
 
+from dci_bridge.crypto.jwk import PublicKey
 from dci_bridge.delivery import outbox
 from dci_bridge.delivery.outbox import NewJob
 from dci_bridge.protocol.codec import encode
 from dci_bridge.protocol.header import MsgCallbackHeader, MsgHeader
+from dci_bridge.registry.security import SecurityService
 
-__all__ = ["NotifyJob", "NotifySink", "OutboxSink", "RecordingSink"]
+__all__ = ["NotifyJob", "NotifySink", "OutboxSink", "RecipientKeys", "RecordingSink"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +78,11 @@ class OutboxSink:
             [
                 NewJob(
                     kind=job.kind,
-                    header=encode(job.header),
+                    header=encode(
+                        msgspec.structs.replace(job.header, is_msg_encrypted=True)
+                        if job.encrypt
+                        else job.header
+                    ),
                     message=encode(job.message),
                     target_url=job.url,
                     sender_id=job.receiver_id,
@@ -85,3 +94,18 @@ class OutboxSink:
             ],
             now=now,
         )
+
+
+class RecipientKeys:
+    """The worker's source of receivers' encryption keys: the sender registry and the
+    senders' JWKS (inline or fetched, cached like the keys that verify their requests)."""
+
+    def __init__(self, security: SecurityService) -> None:
+        self.security = security
+
+    async def __call__(self, receiver_id: str) -> PublicKey | None:
+        sender = await self.security.senders.lookup(receiver_id)
+        if sender is None:
+            return None
+        keys = await self.security.sender_keys(sender)
+        return keys.encryption_key()

@@ -15,7 +15,7 @@ import pytest
 
 from dci_bridge.api.app import create_app
 from dci_bridge.clock import SystemClock
-from dci_bridge.crypto import KeyStore, verify_envelope
+from dci_bridge.crypto import KeySet, KeyStore, decrypt_message, encrypt_message, verify_envelope
 from dci_bridge.db.engine import create_sync_engine
 from dci_bridge.delivery import outbox
 from dci_bridge.protocol.codec import decode_raw_envelope
@@ -24,7 +24,7 @@ from dci_bridge.settings import Settings
 from tests.dci_assertions import assert_dci_error
 from tests.delivery_receivers import RecordingReceiver
 from tests.e2e.conftest import envelope, item, sender_for
-from tests.security_support import DciTestClient, now_ts
+from tests.security_support import DciTestClient, compact, now_ts
 from tests.servers import serve_asgi
 
 
@@ -161,6 +161,33 @@ def test_a_one_message_answer_is_committed_with_the_ack(bridge: Bridge, known: K
     assert [j.kind for j in jobs] == ["on-search"]  # no search task ran for it
     [raw] = bridge.callbacks("on-search")
     assert bridge.verified(raw)["header"]["message_id"] == jobs[0].message_id
+
+
+def test_an_encrypted_search_gets_an_encrypted_signed_on_search(
+    bridge: Bridge, known: KnownPersons
+):
+    sender = bridge.sender
+    assert sender.enc_key is not None
+    ours = KeySet.from_jwks(httpx.get(bridge.base + "/.well-known/jwks.json").content)
+    bridge_key = ours.encryption_key()
+    assert bridge_key is not None
+    body = search_envelope(bridge, item("idtype-value", {"type": "BRN", "value": known.child_brn}))
+    body["header"]["is_msg_encrypted"] = True
+    body["message"] = encrypt_message(compact(body["message"]), bridge_key)
+    correlation_id = acked(bridge.post("/registry/search", body))
+
+    [raw] = bridge.callbacks("on-search")
+    assert known.child_brn.encode() not in raw
+    answer = bridge.verified(raw)  # signed over the encrypted message, as sent
+    assert answer["header"]["is_msg_encrypted"] is True
+    assert answer["message"]["header"]["kid"] == sender.enc_key.kid
+    plain = msgspec.json.decode(
+        decrypt_message(answer["message"], {sender.enc_key.kid: sender.enc_key})
+    )
+    assert plain["correlation_id"] == correlation_id
+    [found] = plain["search_response"]
+    assert found["status"] == "succ"
+    assert len(found["data"]["reg_records"]) == 1
 
 
 def test_callback_url_outside_the_registered_prefixes_is_refused(bridge: Bridge):

@@ -69,7 +69,7 @@ class AsyncController(Controller):
     async def search(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         require_json(request)
         state: BridgeState = request.app.state.bridge
-        admission = await admit(request, scope=SCOPE_SEARCH, encryption=False)
+        admission = await admit(request, scope=SCOPE_SEARCH)  # encrypted: answers are too
         header = admission.header
         note_message(request, header)
         message = decode_action(header, admission.message, "search")
