@@ -19,9 +19,10 @@ the number of request items, `completed_count` the items fully answered once thi
 is received, `status` `pdng` while more messages follow and `succ` on the last.
 
 `txn/status` (async and sync) reports a transaction of the asking sender found by
-`transaction_id`, `correlation_id` or `reference_id_list`: the stored response message
-(items still running report `pdng`). The async form answers with a `txn-on-status` callback,
-enqueued in the transaction that records the request.
+`transaction_id`, `correlation_id`, `reference_id_list` or (subscribe and unsubscribe)
+`subscription_code_list`: the stored response message (items still running report `pdng`),
+limited to the asked reference ids or subscription codes. The async form answers with a
+`txn-on-status` callback, enqueued in the transaction that records the request.
 """
 
 from __future__ import annotations
@@ -336,7 +337,8 @@ class AsyncOperations:
             return callback, None
         refs = query.attribute_value if isinstance(query.attribute_value, list) else None
         only = refs if query.attribute_type is TxnAttributeType.REFERENCE_ID_LIST else None
-        body = _reported_response(found, only, now)
+        codes = refs if query.attribute_type is TxnAttributeType.SUBSCRIPTION_CODE_LIST else None
+        body = _reported_response(found, only, now, codes)
         response = TxnStatusResponse(
             transaction_id=request.transaction_id,
             correlation_id=correlation_id,
@@ -602,6 +604,16 @@ def find_transaction(
             if wanted & set(json.loads(candidate._mapping["reference_ids"])):
                 row = candidate
                 break
+    elif attribute_type is TxnAttributeType.SUBSCRIPTION_CODE_LIST and isinstance(value, list):
+        wanted = set(value)
+        row = None
+        for candidate in conn.execute(query.limit(_LOOKUP_WINDOW)):
+            stored = candidate._mapping["response_json"]
+            if stored is not None and wanted & _subscription_codes(
+                msgspec.json.decode(bytes(stored))
+            ):
+                row = candidate
+                break
     else:
         return None
     if row is None:
@@ -619,8 +631,43 @@ def find_transaction(
     )
 
 
-def _reported_response(found: TxnLookup, only: list[str] | None, now: str) -> Any:
-    """The stored response message (JSON value), or a pending one, limited to `only`."""
+def _subscription_codes(body: Any) -> set[str]:
+    """The subscription codes a stored subscribe or unsubscribe response names."""
+    codes: set[str] = set()
+    if not isinstance(body, dict):
+        return codes
+    for item in body.get("subscribe_response") or []:
+        for info in (item.get("subscriptions") or []) if isinstance(item, dict) else []:
+            if isinstance(info, dict) and isinstance(info.get("code"), str):
+                codes.add(info["code"])
+    for status in body.get("subscription_status") or []:
+        if isinstance(status, dict) and isinstance(status.get("code"), str):
+            codes.add(status["code"])
+    return codes
+
+
+def _only_codes(body: dict[str, Any], codes: list[str]) -> dict[str, Any]:
+    """The response limited to the items (and subscriptions) of these codes."""
+    keep = set(codes)
+    if isinstance(body.get("subscribe_response"), list):
+        items = []
+        for item in body["subscribe_response"]:
+            infos = [i for i in item.get("subscriptions") or [] if i.get("code") in keep]
+            if infos:
+                items.append({**item, "subscriptions": infos})
+        body["subscribe_response"] = items
+    if isinstance(body.get("subscription_status"), list):
+        body["subscription_status"] = [
+            s for s in body["subscription_status"] if s.get("code") in keep
+        ]
+    return body
+
+
+def _reported_response(
+    found: TxnLookup, only: list[str] | None, now: str, codes: list[str] | None = None
+) -> Any:
+    """The stored response message (JSON value), or a pending one, limited to `only`
+    (reference ids) or to `codes` (subscription codes)."""
     if found.response is not None:
         body: dict[str, Any] = msgspec.json.decode(found.response)
     else:
@@ -637,4 +684,6 @@ def _reported_response(found: TxnLookup, only: list[str] | None, now: str) -> An
         body["search_response"] = [
             item for item in body["search_response"] if item.get("reference_id") in keep
         ]
+    if codes is not None:
+        body = _only_codes(body, codes)
     return body

@@ -26,6 +26,7 @@ from tests.delivery_receivers import RecordingReceiver
 from tests.e2e.conftest import envelope, item, sender_for
 from tests.security_support import DciTestClient, compact, now_ts
 from tests.servers import serve_asgi
+from tests.subscriptions_support import subscribe_envelope
 
 
 class Bridge:
@@ -283,6 +284,42 @@ def test_txn_status_reports_the_search_sync_and_async(bridge: Bridge, known: Kno
     assert answer["message"]["transaction_id"] == request["message"]["transaction_id"]
     assert answer["message"]["correlation_id"] == status_correlation
     assert answer["message"]["txnstatus_response"]["txn_status"]["transaction_id"] == txn
+
+
+def test_txn_status_by_subscription_codes(bridge: Bridge):
+    subscribe = subscribe_envelope(
+        sender_id="spp.example.org",
+        sender_uri=bridge.callback.replace("on-search", "on-subscribe"),
+        items=2,
+    )
+    acked(bridge.post("/registry/subscribe", subscribe))
+    [raw] = bridge.callbacks("on-subscribe")
+    answered = bridge.verified(raw)["message"]["subscribe_response"]
+    codes = [info["code"] for item in answered for info in item["subscriptions"]]
+    assert len(codes) == 2
+
+    def status(sender: httpx.Client, sender_id: str, value: list[str]) -> dict[str, Any]:
+        request = txn_status_envelope(bridge, "subscription_code_list", value)
+        request["header"]["sender_id"] = sender_id
+        request["message"]["txnstatus_request"]["txn_type"] = "subscribe"
+        response = sender.post("/registry/sync/txn/status", json=request)
+        assert response.status_code == 200, response.text[:300]
+        return dict(response.json())
+
+    answer = status(bridge.http, "spp.example.org", ["sub-unknown", codes[1]])
+    assert answer["header"]["status"] == "succ"
+    found = answer["message"]["txnstatus_response"]
+    assert found["txn_type"] == "subscribe"
+    assert found["txn_status"]["transaction_id"] == subscribe["message"]["transaction_id"]
+    [item] = found["txn_status"]["subscribe_response"]  # limited to the asked code
+    assert [info["code"] for info in item["subscriptions"]] == [codes[1]]
+    for http, sender_id, value in [
+        (bridge.http, "spp.example.org", ["sub-unknown"]),
+        (bridge.other, bridge.other_id, codes),  # another sender's subscriptions
+    ]:
+        answer = status(http, sender_id, value)
+        assert answer["header"]["status"] == "rjct"
+        assert "message" not in answer
 
 
 def test_txn_status_of_an_unknown_or_foreign_transaction_is_rejected(
