@@ -117,7 +117,7 @@ def create_app(
         if settings.audit.enabled:
             bridge.audit = await open_audit(settings, clock)
         await _start_delivery(bridge, settings, clock, ids, signer)
-        _wire_events(bridge, events_engine, clock, ids, sink)
+        _wire_events(bridge, events_engine, clock, ids, sink, policy_source)
         db_check, db_check_engine = database_check(settings.database_url)
         bridge.readiness.add("database", db_check)
         upstream_check = reachability_check(record_source)
@@ -230,14 +230,20 @@ def _events_engine(settings: Settings, source: RecordSource) -> tuple[sa.Engine,
 
 
 def _wire_events(
-    state: BridgeState, engine: sa.Engine, clock: Clock, ids: IdSource, sink: NotifySink | None
+    state: BridgeState,
+    engine: sa.Engine,
+    clock: Clock,
+    ids: IdSource,
+    sink: NotifySink | None,
+    policies: PolicySource | None,
 ) -> None:
-    """Subscriptions, webhook ingest and notify fan-out over one engine; callbacks go to the
-    delivery outbox unless a test passes its own sink."""
+    """Subscriptions, webhook ingest and notify fan-out over one engine, under the senders'
+    disclosure policies; callbacks go to the delivery outbox unless a test passes its own
+    sink."""
     settings = state.settings
     callbacks: NotifySink = sink if sink is not None else OutboxSink()
     store = SubscriptionStore()
-    fanout = Fanout(store, callbacks, settings, clock, ids)
+    fanout = Fanout(store, callbacks, settings, clock, ids, policies=policies)
     ingest = IngestService(engine, settings, clock, ids, fanout)
 
     def flush() -> int:
@@ -251,7 +257,9 @@ def _wire_events(
     state.fanout = fanout
     state.ingest = ingest
     state.ingest_loop = IngestLoop(ingest, on_tick=flush, after_pass=kick)
-    state.subscriptions = SubscriptionService(engine, store, settings, clock, ids, callbacks)
+    state.subscriptions = SubscriptionService(
+        engine, store, settings, clock, ids, callbacks, policies=policies
+    )
 
 
 def _exception_handlers() -> dict[Any, Any]:

@@ -42,6 +42,7 @@ def _filters(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--since", help="From this UTC date or date-time (inclusive)."),
         click.option("--until", help="Before this UTC date or date-time (exclusive)."),
         click.option("--record-id", help="Only messages that returned this person id."),
+        click.option("--subscription", help="Only notifications of this subscription code."),
         click.option(
             "--identifier",
             help="Only searches naming TYPE:VALUE (matched by its hash; never stored in clear).",
@@ -64,6 +65,7 @@ def _rows(newest_first: bool, limit: int | None, **given: Any) -> Iterator[dict[
         until=_when(given["until"]),
         record_id=given["record_id"],
         identifier=_identifier(given["identifier"]),
+        subscription_code=given["subscription"],
         limit=limit,
         newest_first=newest_first,
     )

@@ -1,8 +1,10 @@
 """The audit trail: who was told what, when, and for which declared purpose.
 
 `AuditTrail.record_search(...)` is called for every answered search message (sync here, the
-async worker likewise) and `AuditTrail.record(...)` for anything else disclosed (the notify
-fan-out records each notification sent: action `notify`). Both only append to an in-memory
+async worker likewise) and `AuditTrail.record(...)` for anything else disclosed. The notify
+fan-out does not buffer: it writes its rows (action `notify`, one per queued notify message)
+with `insert_rows` in the transaction that queues the notifications, so the audit row and
+the outbox job commit together (registry/notify.py). `record...` only append to an in-memory
 buffer (a few microseconds on the hot path); a background task writes the buffer in one
 transaction every `audit.flush_interval_ms` or when it holds `audit.batch_size` rows, and
 `aclose()` writes what is left, so a graceful shutdown loses nothing. A crash (kill -9)
@@ -271,19 +273,7 @@ class AuditTrail:
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
         with begin_write(self.engine) as conn:
-            # the driver's executemany: SQLAlchemy's per-row processing costs more than the
-            # insert itself at thousands of rows per second
-            marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            if conn.dialect.name == "sqlite":
-                rows = [(_sqlite_time(row[0]), *row[1:]) for row in rows]
-            columns = ", ".join(_INSERT_COLUMNS)
-            markers = ", ".join([marker] * len(_INSERT_COLUMNS))
-            sql = f"INSERT INTO audit_event ({columns}) VALUES ({markers})"  # noqa: S608 (constants)
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.executemany(sql, rows)
-            finally:
-                cursor.close()
+            _insert(conn, rows)
 
     @property
     def pending(self) -> int:
@@ -304,6 +294,28 @@ class AuditTrail:
         if self._buffer:
             _log.error("audit rows lost at shutdown", extra={"fields": {"lost": len(self._buffer)}})
         self.engine.dispose()
+
+
+def insert_rows(conn: sa.Connection, rows: Sequence[AuditRow]) -> None:
+    """Write audit rows in the caller's (write) transaction: they commit with it."""
+    if rows:
+        _insert(conn, [row.values() for row in rows])
+
+
+def _insert(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+    # the driver's executemany: SQLAlchemy's per-row processing costs more than the
+    # insert itself at thousands of rows per second
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    if conn.dialect.name == "sqlite":
+        rows = [(_sqlite_time(row[0]), *row[1:]) for row in rows]
+    columns = ", ".join(_INSERT_COLUMNS)
+    markers = ", ".join([marker] * len(_INSERT_COLUMNS))
+    sql = f"INSERT INTO audit_event ({columns}) VALUES ({markers})"  # noqa: S608 (constants)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
 
 
 def hash_with(key: bytes, value: Any) -> str:
@@ -370,6 +382,8 @@ class AuditFilter:
     record_id: str | None = None
     identifier: tuple[str, str] | None = None
     """(id_type, value): searches whose query named this identifier (matched by its hash)."""
+    subscription_code: str | None = None
+    """Notifications sent for this subscription."""
     limit: int | None = None
     newest_first: bool = False
 
@@ -405,6 +419,13 @@ def read_events(url: str, where: AuditFilter) -> Iterator[dict[str, Any]]:
         if where.record_id:
             query = query.where(
                 _EVENT.c.record_ids.contains(f'"{where.record_id}"', autoescape=True)
+            )
+        if where.subscription_code:
+            query = query.where(
+                _EVENT.c.detail.contains(
+                    f'"subscription_code":{_encoder.encode(where.subscription_code).decode()}',
+                    autoescape=True,
+                )
             )
         if where.identifier:
             with engine.connect() as conn:

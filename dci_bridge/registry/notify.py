@@ -8,6 +8,16 @@ from the store, matches them against the active subscriptions for the event type
 `NotifySink` in the SAME transaction: the outbox (delivery/) sends, signs, encrypts and
 retries. Subscriptions with a `frequency` collect their events in `notify_pending` instead;
 `flush_batches` sends them as one notify message per subscription when the schedule is due.
+
+Disclosure policies (registry/policy.py), when on, are applied at the moment a notify is
+queued, under the subscriber's policy as committed then (`PolicySource.current`, read in
+this transaction, not a cache): a subscription whose sender has no policy, or whose event
+type or filter is outside it (the policy was narrowed after subscribing), is skipped (its
+events are withheld, counted in the log); every record is minimised (`minimise_all`, the same
+projection and derived answers as search). Batched events are stored whole and minimised when
+the batch is sent, under the policy current then. Every queued notify is an audit row
+(action `notify`: subscriber, subscription code, person ids, time) written in the same
+transaction as the outbox rows, so a notify is queued exactly when its audit row commits.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import sqlalchemy as sa
 
 from dci_bridge.clock import Clock, isoformat_z
 from dci_bridge.db.tables_subscriptions import NotifyEvent, NotifyPending
+from dci_bridge.errors import ItemRejection
 from dci_bridge.protocol.codes import (
     EventType,
     RegistryType,
@@ -32,9 +43,12 @@ from dci_bridge.protocol.header import MsgCallbackHeader
 from dci_bridge.protocol.notify import NotifyEventData, NotifyEventItem, NotifyEventRequest
 from dci_bridge.records.indexer import UpsertResult, identifier_table, link_table, person_table
 from dci_bridge.records.mapped import SUBJECT_ROLES, RecordEvent
+from dci_bridge.registry.audit import AuditRow, insert_rows, record_id_of
 from dci_bridge.registry.callbacks import NotifyJob, NotifySink
 from dci_bridge.registry.ids import IdSource
 from dci_bridge.registry.matching import PersonFacts, facts_from_row, matching
+from dci_bridge.registry.policy import CompiledPolicy
+from dci_bridge.registry.policy_store import PolicySource
 from dci_bridge.registry.subscriptions import ActiveSubscription, SubscriptionStore, next_run
 from dci_bridge.settings import Settings
 
@@ -66,12 +80,47 @@ class Fanout:
         settings: Settings,
         clock: Clock,
         ids: IdSource,
+        *,
+        policies: PolicySource | None = None,
     ) -> None:
+        """`policies` None turns disclosure policies off (every record sent whole)."""
         self.subscriptions = subscriptions
         self.sink = sink
         self.settings = settings
         self.clock = clock
         self.ids = ids
+        self.policies = policies
+        self.audit = settings.audit.enabled
+
+    def _policies(
+        self, conn: sa.Connection, subs: Sequence[ActiveSubscription], event: EventType
+    ) -> list[tuple[ActiveSubscription, CompiledPolicy | None]]:
+        """The subscriptions still within their sender's current policy, with that policy
+        (None: policies are off); the others are left out and counted in the log."""
+        if self.policies is None:
+            return [(sub, None) for sub in subs]
+        current = self.policies.current(conn, {sub.sender_id for sub in subs})
+        kept: list[tuple[ActiveSubscription, CompiledPolicy | None]] = []
+        for sub in subs:
+            policy = current.get(sub.sender_id)
+            if policy is None:
+                continue
+            try:
+                policy.allows_subscription(
+                    reg_type=None,
+                    event_types=(event,),
+                    filter_type=sub.filter_type,
+                    filter_expr=sub.rule.where,
+                )
+            except ItemRejection:
+                continue
+            kept.append((sub, policy))
+        if len(kept) < len(subs):
+            log.info(
+                "notify withheld: outside the subscriber's policy",
+                extra={"subscriptions": len(subs) - len(kept)},
+            )
+        return kept
 
     # --- per event -------------------------------------------------------------------------
 
@@ -97,10 +146,12 @@ class Fanout:
             for rule in matching((s.rule for s in subscriptions), event, facts, now):
                 matched.setdefault(rule.code, next(s for s in subscriptions if s.rule is rule))
         records = [msgspec.Raw(data) for _, data in persons]
+        person_ids = _ids(records)
         jobs: list[NotifyJob] = []
-        for sub in matched.values():
-            item = self._item(sub, event, records, now)
+        audit: list[AuditRow] = []
+        for sub, policy in self._policies(conn, list(matched.values()), event):
             if sub.frequency is not None:
+                item = self._item(sub, event, records, now)  # minimised when sent
                 conn.execute(
                     pending_table.insert(),
                     {
@@ -112,9 +163,15 @@ class Fanout:
                     },
                 )
             else:
-                jobs.append(self._job(sub, [item], now))
+                sent = policy.minimise_all(records, now.date()) if policy is not None else records
+                item = self._item(sub, event, sent, now)
+                job = self._job(sub, [item], now)
+                jobs.append(job)
+                audit.append(self._audit_row(job, sub, policy, [person_ids], event, now))
         if jobs:
             self.sink.enqueue_notify(conn, jobs, now)
+        if audit and self.audit:
+            insert_rows(conn, audit)
         conn.execute(
             notify_event_table.insert(),
             {
@@ -196,12 +253,50 @@ class Fanout:
         message = NotifyEventRequest(transaction_id=sub.transaction_id, notify_event=items)
         return NotifyJob("notify", sub.sender_id, sub.notify_url, sub.encrypt, header, message)
 
+    def _audit_row(
+        self,
+        job: NotifyJob,
+        sub: ActiveSubscription,
+        policy: CompiledPolicy | None,
+        ids_per_item: Sequence[list[str]],
+        event: EventType | None,
+        now: dt.datetime,
+    ) -> AuditRow:
+        """The audit row of one queued notify: who, which subscription, which persons."""
+        message: NotifyEventRequest = job.message
+        detail: dict[str, object] = {
+            "mode": "batch" if sub.frequency is not None else "event",
+            "subscription_code": sub.code,
+            "items": [
+                {"reference_id": item.reference_id, "record_ids": ids}
+                for item, ids in zip(message.notify_event, ids_per_item, strict=True)
+            ],
+        }
+        if event is not None:
+            detail["reg_event_type"] = event_type_wire(event)
+        if policy is not None:
+            detail["policy_revision"] = policy.revision
+        return AuditRow(
+            at=now,
+            action="notify",
+            sender_id=sub.sender_id,
+            message_id=job.header.message_id,
+            transaction_id=sub.transaction_id,
+            status="queued",
+            item_count=len(message.notify_event),
+            record_ids=[i for ids in ids_per_item for i in ids],
+            detail=detail,
+        )
+
     # --- batched subscriptions ---------------------------------------------------------------
 
     def flush_batches(self, conn: sa.Connection, now: dt.datetime) -> int:
         """Send the collected events of every batched subscription that is due; how many sent."""
         sent = 0
-        for sub in self.subscriptions.due_batches(conn, now):
+        due = self.subscriptions.due_batches(conn, now)
+        allowed = {sub.code: policy for sub, policy in self._batch_policies(conn, due)}
+        audit: list[AuditRow] = []
+        for sub in due:
             rows = conn.execute(
                 sa.select(pending_table.c.id, pending_table.c.item_json)
                 .where(pending_table.c.subscription_code == sub.code)
@@ -209,10 +304,16 @@ class Fanout:
             ).all()
             limit = self.settings.subscriptions.max_batch_events
             jobs: list[NotifyJob] = []
-            for start in range(0, len(rows), limit):
-                chunk = rows[start : start + limit]
-                items = [_ITEM_DECODER.decode(r.item_json) for r in chunk]
-                jobs.append(self._job(sub, items, now))
+            if sub.code in allowed:
+                policy = allowed[sub.code]
+                for start in range(0, len(rows), limit):
+                    chunk = rows[start : start + limit]
+                    items, ids = self._minimised(
+                        [_ITEM_DECODER.decode(r.item_json) for r in chunk], policy, now
+                    )
+                    job = self._job(sub, items, now)
+                    jobs.append(job)
+                    audit.append(self._audit_row(job, sub, policy, ids, None, now))
             if jobs:
                 self.sink.enqueue_notify(conn, jobs, now)
                 sent += len(jobs)
@@ -222,4 +323,37 @@ class Fanout:
                 )
             assert sub.frequency is not None
             self.subscriptions.set_next_batch(conn, sub.code, next_run(sub.frequency, now))
+        if audit and self.audit:
+            insert_rows(conn, audit)
         return sent
+
+    def _batch_policies(
+        self, conn: sa.Connection, due: Sequence[ActiveSubscription]
+    ) -> list[tuple[ActiveSubscription, CompiledPolicy | None]]:
+        kept: list[tuple[ActiveSubscription, CompiledPolicy | None]] = []
+        for event in sorted({sub.rule.event_type for sub in due}, key=lambda e: e.value):
+            kept.extend(self._policies(conn, [s for s in due if s.rule.event_type is event], event))
+        return kept
+
+    def _minimised(
+        self, items: Sequence[NotifyEventItem], policy: CompiledPolicy | None, now: dt.datetime
+    ) -> tuple[list[NotifyEventItem], list[list[str]]]:
+        """Collected items with their records minimised under `policy` (stored whole), and
+        the person ids of each item (for the audit trail)."""
+        out: list[NotifyEventItem] = []
+        ids: list[list[str]] = []
+        for item in items:
+            raw = item.data.reg_records
+            listed = raw if isinstance(raw, list) else [raw]
+            records = [msgspec.Raw(_ITEM.encode(r)) for r in listed]
+            ids.append(_ids(records))
+            if policy is not None:
+                records = policy.minimise_all(records, now.date())
+            data = msgspec.structs.replace(item.data, reg_records=list(records))
+            out.append(msgspec.structs.replace(item, data=data))
+        return out, ids
+
+
+def _ids(records: Sequence[msgspec.Raw]) -> list[str]:
+    """Person ids of encoded records (audit trail), before minimisation removes them."""
+    return [found for found in (record_id_of(r) for r in records) if found is not None]

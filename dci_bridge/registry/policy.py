@@ -39,6 +39,7 @@ from dci_bridge.protocol.codes import (
     QueryType,
     RegistryType,
     SearchStatusReasonCode,
+    SubscribeStatusReasonCode,
     parse_event_type,
     parse_registry_type,
 )
@@ -68,6 +69,8 @@ __all__ = [
 ]
 
 CRITERIA = SearchStatusReasonCode.SEARCH_CRITERIA_INVALID
+NOTIFY_TYPES = SubscribeStatusReasonCode.NOTIFY_TYPES_INVALID
+NOTIFY_DETAILS = SubscribeStatusReasonCode.NOTIFY_DETAILS_INVALID
 WILDCARD: Final = "*"
 MAX_PAGE_SIZE_LIMIT: Final = 1000
 CONSENT_FUTURE_SKEW: Final = dt.timedelta(minutes=5)
@@ -735,20 +738,39 @@ class CompiledPolicy:
         filter_type: QueryType | None,
         filter_expr: Expr | None,
     ) -> None:
-        """Whether this sender may subscribe with these criteria; raises ItemRejection with
-        `rjct.search_criteria.invalid` naming what is not allowed (the subscribe use case
-        maps it to its own reason code)."""
-        self.check_registry_type(reg_type)
-        if filter_type is not None:
-            self.check_query_type(filter_type)
+        """Whether this sender may subscribe with these criteria (and, at fan-out, whether a
+        stored subscription is still within the current policy); raises ItemRejection with
+        the subscribe reason codes: `rjct.notify_types.invalid` for a registry or event type
+        outside the policy, `rjct.notify_details.invalid` for a filter type, identifier type
+        or attribute outside it. Paths are relative to `subscribe_criteria`; messages name
+        the type or attribute, never a filter value."""
+        registries = self.registry_types
+        if reg_type and registries is not None and parse_registry_type(reg_type) not in registries:
+            raise ItemRejection(
+                NOTIFY_TYPES, "reg_type is not allowed for this sender", path="reg_type"
+            )
         events = frozenset(event_types)
         if self.event_types is not None and not events <= self.event_types:
             raise ItemRejection(
-                CRITERIA,
+                NOTIFY_TYPES,
                 "this event type is not allowed for this sender",
-                path="subscribe_criteria.reg_event_type",
+                path="reg_event_type",
             )
-        self._check_expr(filter_expr)
+        if filter_expr is None:
+            return  # no filter: every event of the allowed types, nothing searched by
+        queries = self.query_types
+        if filter_type is not None and queries is not None and filter_type not in queries:
+            raise ItemRejection(
+                NOTIFY_DETAILS,
+                f"filter_type {filter_type.value} is not allowed for this sender",
+                path="filter_type",
+            )
+        try:
+            self._check_expr(filter_expr)
+        except ItemRejection as exc:
+            raise ItemRejection(
+                NOTIFY_DETAILS, exc.message.replace("searching by", "filtering by"), path="filter"
+            ) from None
 
 
 def compile_policy(sender_id: str, policy: DisclosurePolicy, revision: int = 0) -> CompiledPolicy:

@@ -5,12 +5,17 @@ asks `PolicyStore.lookup(sender_id)`, which returns the `CompiledPolicy` from a 
 refreshed every `cache_ttl_s` (a sender without a policy is cached as None too), so a
 search costs a dict look-up, and another process changing a policy is seen within
 `cache_ttl_s`. `StaticPolicies` is the same interface over a fixed mapping (tests, bench).
+
+Subscriptions and notifications do not use the cache: `current(conn, sender_ids)` reads the
+policies' revisions in the caller's transaction (one indexed query) and compiles a document
+only when its revision changed, so a subscribe is checked, and a notify minimised, under the
+policy as committed at that moment, in every process at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -41,6 +46,12 @@ class PolicySource(Protocol):
 
     async def lookup(self, sender_id: str) -> CompiledPolicy | None: ...
 
+    def current(
+        self, conn: sa.Connection, sender_ids: Collection[str]
+    ) -> dict[str, CompiledPolicy | None]:
+        """Each sender's policy as committed now, read in the caller's transaction."""
+        ...
+
 
 class StaticPolicies:
     """Fixed policies per sender (tests, benchmarks); `default` applies to any other sender."""
@@ -59,6 +70,17 @@ class StaticPolicies:
         if found is None and self._default is not None:
             found = compile_policy(sender_id, self._default)
             self._compiled[sender_id] = found
+        return found
+
+    def current(
+        self, conn: sa.Connection, sender_ids: Collection[str]
+    ) -> dict[str, CompiledPolicy | None]:
+        found: dict[str, CompiledPolicy | None] = {}
+        for sender_id in sender_ids:
+            policy = self._compiled.get(sender_id)
+            if policy is None and self._default is not None:
+                policy = self._compiled[sender_id] = compile_policy(sender_id, self._default)
+            found[sender_id] = policy
         return found
 
 
@@ -99,6 +121,7 @@ class PolicyStore:
         self.cache_ttl_s = cache_ttl_s
         self._owns_engine = owns_engine
         self._cache: ExpiringCache[str, CompiledPolicy | None] = ExpiringCache(cache_ttl_s)
+        self._current: dict[str, CompiledPolicy] = {}
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> PolicyStore:
@@ -180,6 +203,41 @@ class PolicyStore:
         if stored is None:
             return None
         return compile_policy(sender_id, stored.policy, stored.revision)
+
+    def current(
+        self, conn: sa.Connection, sender_ids: Collection[str]
+    ) -> dict[str, CompiledPolicy | None]:
+        """Each sender's policy as committed now (None: it has none, or one this version
+        cannot read), read in the caller's transaction: the revisions in one query, a
+        document only when its revision is not the one compiled last time."""
+        found: dict[str, CompiledPolicy | None] = dict.fromkeys(sender_ids)
+        if not found:
+            return found
+        revisions = conn.execute(
+            sa.select(_TABLE.c.sender_id, _TABLE.c.revision).where(
+                _TABLE.c.sender_id.in_(list(found))
+            )
+        ).all()
+        for sender_id, revision in revisions:
+            compiled = self._current.get(sender_id)
+            if compiled is None or compiled.revision != int(revision):
+                document = conn.execute(
+                    sa.select(_TABLE.c.document, _TABLE.c.revision).where(
+                        _TABLE.c.sender_id == sender_id
+                    )
+                ).first()
+                if document is None:
+                    continue
+                try:
+                    policy = parse_policy(document[0])
+                except PolicyError:
+                    continue  # a document this version cannot read allows nothing
+                compiled = compile_policy(sender_id, policy, int(document[1]))
+                if len(self._current) >= 10_000:
+                    self._current.clear()
+                self._current[sender_id] = compiled
+            found[sender_id] = compiled
+        return found
 
     def invalidate(self, sender_id: str | None = None) -> None:
         self._cache.forget(sender_id)

@@ -8,7 +8,15 @@ sees and cancels only its own. Per subscribe item, the checks and their reason c
   place filter naming an unknown location, a bad cron expression, or a frequency window that
   is empty or already over: `rjct.notify_details.invalid`;
 - more than `subscriptions.max_per_sender` active subscriptions: `rjct.notify_details.invalid`;
-- a `reference_id` repeated in one message: `rjct.reference_id.duplicate`.
+- a `reference_id` repeated in one message: `rjct.reference_id.duplicate`;
+- outside the sender's disclosure policy (registry/policy.py, `allows_subscription`): a
+  registry or event type it may not learn about, `rjct.notify_types.invalid`; a filter type,
+  identifier type or attribute it may not search by, `rjct.notify_details.invalid`.
+With policies on, a sender without a policy cannot subscribe at all: `err.request.forbidden`
+(HTTP 403), nothing stored. The policy is read in the subscribe transaction (not from a
+cache). A policy narrowed later does not cancel subscriptions: the fan-out re-checks each
+one against the policy current at that moment (registry/notify.py) and skips it while it is
+outside, so nothing outside the current policy is ever sent (docs/policies/README.md).
 Subscription codes are `sub-` + a fresh unguessable id (at most 99 characters, as the
 standard requires). Without `frequency` events are notified as they happen and the
 subscription expires after `max_lifetime_days`; with it, events are collected and sent as one
@@ -29,10 +37,11 @@ from apscheduler.triggers.cron import CronTrigger
 from dci_bridge.clock import Clock, isoformat_z
 from dci_bridge.db.engine import begin_write
 from dci_bridge.db.tables_subscriptions import Subscription
-from dci_bridge.errors import ItemRejection, RequestError
+from dci_bridge.errors import ForbiddenError, ItemRejection, RequestError
 from dci_bridge.protocol.codec import encode
 from dci_bridge.protocol.codes import (
     EventType,
+    QueryType,
     RecordType,
     RegistryType,
     RequestStatus,
@@ -60,11 +69,13 @@ from dci_bridge.protocol.subscribe import (
     UnSubscribeResponse,
 )
 from dci_bridge.records.locations import LocationIndex, farajaland
+from dci_bridge.records.query import Expr
 from dci_bridge.records.translate import translate_filter
 from dci_bridge.registry.async_ops import record_transaction
 from dci_bridge.registry.callbacks import NotifyJob, NotifySink
 from dci_bridge.registry.ids import IdSource
 from dci_bridge.registry.matching import SubscriptionRule, place_ids
+from dci_bridge.registry.policy_store import PolicySource
 from dci_bridge.settings import Settings
 
 __all__ = [
@@ -144,6 +155,8 @@ class ActiveSubscription:
     notify_record_type: str
     locale: str | None
     rule: SubscriptionRule
+    filter_type: QueryType | None = None
+    """As subscribed (the fan-out re-checks it against the sender's current policy)."""
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -182,6 +195,7 @@ class SubscriptionStore:
             notify_record_type=info.notify_record_type or record_type_wire(RecordType.PERSON),
             locale=info.locale,
             rule=rule,
+            filter_type=info.filter_type,
         )
 
     def active(
@@ -222,6 +236,7 @@ class _Checked:
     """A subscribe item that passed the checks: what to store."""
 
     event: EventType
+    where: Expr | None
     info: SubscriptionInfo
     frequency: str | None
     start_time: dt.datetime | None
@@ -241,8 +256,12 @@ class SubscriptionService:
         ids: IdSource,
         sink: NotifySink,
         locations: LocationIndex | None = None,
+        *,
+        policies: PolicySource | None = None,
     ) -> None:
+        """`policies` None turns disclosure policies off for subscriptions (as for search)."""
         self.engine = engine
+        self.policies = policies
         self.sink = sink
         self.store = store
         self.settings = settings
@@ -376,8 +395,16 @@ class SubscriptionService:
         request: SubscribeRequest,
         correlation_id: str,
     ) -> SubscribeResponse:
-        """Check and store every item in the caller's write transaction; the on-subscribe body."""
+        """Check and store every item in the caller's write transaction; the on-subscribe body.
+
+        Raises `ForbiddenError` (nothing stored) when policies are on and the sender has none.
+        """
         now = self.clock.now()
+        policy = None
+        if self.policies is not None:
+            policy = self.policies.current(conn, [sender_id]).get(sender_id)
+            if policy is None:
+                raise ForbiddenError("no disclosure policy allows this sender to subscribe")
         seen: set[str] = set()
         limit = self.settings.subscriptions.max_per_sender
         active = self.store.count_active(conn, sender_id, now)
@@ -394,6 +421,13 @@ class SubscriptionService:
                     )
                 seen.add(item.reference_id)
                 checked = self._check(item, now)
+                if policy is not None:
+                    policy.allows_subscription(
+                        reg_type=item.subscribe_criteria.reg_type,
+                        event_types=(checked.event,),
+                        filter_type=item.subscribe_criteria.filter_type,
+                        filter_expr=checked.where,
+                    )
                 if active >= limit:
                     raise ItemRejection(
                         NOTIFY_DETAILS,
@@ -509,7 +543,7 @@ class SubscriptionService:
             notify_record_type=record_type_wire(RecordType.PERSON),
             locale=wire_locale(item.locale),
         )
-        return _Checked(event, info, frequency, start, expires, next_batch)
+        return _Checked(event, where, info, frequency, start, expires, next_batch)
 
     # --- unsubscribe -------------------------------------------------------------------------
 

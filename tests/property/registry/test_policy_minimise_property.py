@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from typing import Any
 
 import msgspec
 from hypothesis import HealthCheck, given, settings
@@ -38,6 +37,7 @@ from dci_bridge.registry.policy import (
 from dci_bridge.registry.policy_store import StaticPolicies
 from dci_bridge.registry.search import SearchService
 from dci_bridge.settings import Settings
+from tests.policy_support import allowed_keys, leaks
 
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
 ID_TYPES = ["UIN", "BRN", "DRN", "MRN", "OPENCRVS_RECORD_ID", "OPENCRVS_TRACKING_ID"]
@@ -100,54 +100,13 @@ policies = st.builds(
 )
 
 
-def _allowed(policy: DisclosurePolicy) -> tuple[set[str], dict[str, set[str]] | None]:
-    """(allowed leaf paths, identifier types allowed per identifier list or None = all)."""
-    allowed = set(policy.fields)
-    id_types: set[str] = set()
-    for path in policy.fields:
-        if path.startswith("identifier["):
-            id_types.add(path[len("identifier[") : -1])
-            allowed.add("identifier")
-    if "identifier" in policy.fields:
-        id_types = set()
-    answers = {a if ":" not in a else f"age_at_least_{a.split(':')[1]}" for a in policy.answers}
-    return allowed | answers, ({"identifier": id_types} if id_types else None)
-
-
-def _leaks(record: dict[str, Any], policy: DisclosurePolicy) -> list[str]:
-    allowed, id_filter = _allowed(policy)
-    leaks = []
-    for key, value in record.items():
-        if key == "@type":
-            assert value == "CRVS_Person"
-            continue
-        if key in allowed:
-            if key == "identifier" and id_filter is not None:
-                leaks += [
-                    f"identifier[{i['identifier_type']}]"
-                    for i in value
-                    if i["identifier_type"] not in id_filter["identifier"]
-                ]
-            continue
-        # a struct field kept only in part: every sub-key must be allowed
-        items = value if isinstance(value, list) else [value]
-        for item in items:
-            if not isinstance(item, dict):
-                leaks.append(key)
-                continue
-            for sub in item:
-                if sub != "@type" and f"{key}.{sub}" not in allowed:
-                    leaks.append(f"{key}.{sub}")
-    return leaks
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy=policies, person=persons)
 def test_minimise_keeps_only_the_policy(policy: DisclosurePolicy, person: CrvsPerson) -> None:
     compiled = compile_policy("s", policy)
     raw = msgspec.json.encode(person)
     out = json.loads(compiled.minimise(raw, NOW.date()))
-    assert _leaks(out, policy) == []
+    assert leaks(out, policy) == []
     full = json.loads(raw)
     for key, value in out.items():  # what is kept is kept unchanged
         if key in full and key != "identifier" and key in policy.fields:
@@ -207,10 +166,10 @@ def test_search_envelope_holds_nothing_outside_the_policy(
     records = item["data"]["reg_records"]
     assert len(records) == len(people)
     for record in records:
-        assert _leaks(record, policy) == []
+        assert leaks(record, policy) == []
     # the full records' values appear nowhere else in the envelope either
     rest = json.dumps({**body, "message": {**body["message"], "search_response": []}})
-    allowed, _ = _allowed(policy)
+    allowed, _ = allowed_keys(policy)
     for person in people:
         for key, value in json.loads(msgspec.json.encode(person)).items():
             if key not in allowed and isinstance(value, str):
