@@ -256,6 +256,10 @@ class PolicySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     every sender learn everything: for benchmarks and closed test set-ups only."""
     cache_ttl_s: Annotated[float, Meta(ge=0, le=300)] = 5.0
     """How long a server process keeps a sender's policy before reading it again."""
+    rate_processes: Annotated[int, Meta(ge=1, le=10_000)] = 1
+    """Server processes (replicas x workers) sharing each sender's `requests_per_minute`:
+    rate limits count per process, and each refills at 1/N of the figure, so the deployment
+    allows about the figure behind an even load balancer. 1: each process allows all of it."""
 
 
 class OpencrvsWebhookSettings(

@@ -3,8 +3,14 @@
 A sender's policy allows `requests_per_minute` search requests, where a request is one
 search item (the standard counts the items of a batch as requests: `header.total_count`).
 A bucket holds at most one minute's worth and refills continuously, so short bursts up to
-the per-minute figure are allowed. Buckets live in each server process: with N worker
-processes a sender can reach N times its figure (docs/decisions.md).
+the per-minute figure are allowed.
+
+Buckets live in each server process (no database round trip on the search path). With
+`policy.rate_processes` = N (replicas x workers), each process refills at 1/N of the figure,
+so under an even load balancer the whole deployment allows about the policy's figure per
+minute (plus one burst per process); with the default 1, every process allows the whole
+figure and N processes N times it. docs/decisions.md "Disclosure policies" explains the
+choice (a shared counter would cost a PostgreSQL round trip per search).
 """
 
 from __future__ import annotations
@@ -31,9 +37,12 @@ class RateLimiter:
         self.clock = clock
         self._buckets: dict[str, _Bucket] = {}
 
-    def take(self, sender_id: str, count: int, per_minute: int) -> None:
-        """Spend `count` requests of the sender's budget or raise `TooManyRequestsError`."""
+    def take(self, sender_id: str, count: int, per_minute: int, processes: int = 1) -> None:
+        """Spend `count` requests of the sender's budget or raise `TooManyRequestsError`.
+
+        The bucket holds `per_minute` and refills at `per_minute / processes` a minute."""
         now = self.clock.now().timestamp()
+        refill = per_minute / max(1, processes)
         bucket = self._buckets.get(sender_id)
         if bucket is None or bucket.rate != per_minute:
             if len(self._buckets) >= MAX_BUCKETS:
@@ -42,7 +51,7 @@ class RateLimiter:
             self._buckets[sender_id] = bucket
         else:
             elapsed = max(0.0, now - bucket.stamp)
-            bucket.tokens = min(float(per_minute), bucket.tokens + elapsed * per_minute / 60.0)
+            bucket.tokens = min(float(per_minute), bucket.tokens + elapsed * refill / 60.0)
             bucket.stamp = now
         if count > per_minute:
             raise TooManyRequestsError(

@@ -123,7 +123,12 @@ class SearchService:
         if policy is None:
             raise ForbiddenError("no disclosure policy allows this sender to search")
         if charge:
-            self.limiter.take(sender_id, items, policy.requests_per_minute)
+            self.limiter.take(
+                sender_id,
+                items,
+                policy.requests_per_minute,
+                self.settings.policy.rate_processes,
+            )
         return policy
 
     async def search(
