@@ -149,6 +149,7 @@ class Fanout:
         person_ids = _ids(records)
         jobs: list[NotifyJob] = []
         audit: list[AuditRow] = []
+        minimised: dict[bytes, list[msgspec.Raw]] = {}
         for sub, policy in self._policies(conn, list(matched.values()), event):
             if sub.frequency is not None:
                 item = self._item(sub, event, records, now)  # minimised when sent
@@ -163,7 +164,13 @@ class Fanout:
                     },
                 )
             else:
-                sent = policy.minimise_all(records, now.date()) if policy is not None else records
+                sent = records
+                if policy is not None:  # subscribers sharing a policy document share the work
+                    cached = minimised.get(policy.key)
+                    if cached is None:
+                        cached = policy.minimise_all(records, now.date())
+                        minimised[policy.key] = cached
+                    sent = cached
                 item = self._item(sub, event, sent, now)
                 job = self._job(sub, [item], now)
                 jobs.append(job)

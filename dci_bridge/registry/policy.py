@@ -508,6 +508,7 @@ class CompiledPolicy:
         "consent",
         "event_types",
         "id_types",
+        "key",
         "max_page_size",
         "passthrough",
         "policy",
@@ -522,6 +523,8 @@ class CompiledPolicy:
         self.sender_id = sender_id
         self.policy = policy
         self.revision = revision
+        self.key = encode_policy(policy)
+        """The document's bytes: policies with equal keys minimise a record alike."""
         self.registry_types: frozenset[RegistryType] | None = _names(
             policy.registry_types, parse_registry_type, "registry_types"
         )
