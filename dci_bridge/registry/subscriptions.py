@@ -376,7 +376,8 @@ class SubscriptionService:
             action,
             sender_id,
             url,
-            False,  # the outbox signs; it does not encrypt callbacks yet
+            # an encrypted request gets an encrypted answer: the outbox encrypts at send
+            bool(request.is_msg_encrypted),
             header,
             message,
             correlation_id=message.correlation_id,

@@ -322,6 +322,36 @@ def test_txn_status_by_subscription_codes(bridge: Bridge):
         assert "message" not in answer
 
 
+def test_an_encrypted_subscribe_gets_an_encrypted_signed_on_subscribe(bridge: Bridge):
+    sender = bridge.sender
+    assert sender.enc_key is not None
+    ours = KeySet.from_jwks(httpx.get(bridge.base + "/.well-known/jwks.json").content)
+    bridge_key = ours.encryption_key()
+    assert bridge_key is not None
+    body = subscribe_envelope(
+        sender_id="spp.example.org",
+        sender_uri=bridge.callback.replace("on-search", "on-subscribe"),
+    )
+    body["header"]["is_msg_encrypted"] = True
+    transaction_id = body["message"]["transaction_id"]
+    body["message"] = encrypt_message(compact(body["message"]), bridge_key)
+    correlation_id = acked(bridge.post("/registry/subscribe", body))
+
+    [raw] = bridge.callbacks("on-subscribe")
+    assert transaction_id.encode() not in raw
+    answer = bridge.verified(raw)  # signed over the encrypted message, as sent
+    assert answer["header"]["is_msg_encrypted"] is True
+    assert answer["message"]["header"]["kid"] == sender.enc_key.kid
+    plain = msgspec.json.decode(
+        decrypt_message(answer["message"], {sender.enc_key.kid: sender.enc_key})
+    )
+    assert plain["transaction_id"] == transaction_id
+    assert plain["correlation_id"] == correlation_id
+    [answered] = plain["subscribe_response"]
+    assert answered["status"] == "succ"
+    assert answered["subscriptions"][0]["code"]
+
+
 def test_txn_status_of_an_unknown_or_foreign_transaction_is_rejected(
     bridge: Bridge, known: KnownPersons
 ):
