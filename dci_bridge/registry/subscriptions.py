@@ -210,10 +210,13 @@ class SubscriptionStore:
         return [self._active(row) for row in rows]
 
     def due_batches(self, conn: sa.Connection, now: dt.datetime) -> list[ActiveSubscription]:
+        """Due batched subscriptions, locked for the caller's transaction; one that another
+        replica is flushing right now is skipped (it would be sent twice)."""
         rows = conn.execute(
             sa.select(subscription_table)
             .where(S.status == SUBSCRIBED, S.frequency.is_not(None), S.next_batch_at <= now)
             .order_by(S.next_batch_at, S.code)
+            .with_for_update(skip_locked=True)
         ).all()
         return [self._active(row) for row in rows]
 
