@@ -104,6 +104,7 @@ class TokenProvider:
                 ),
                 headers={"Content-Type": "application/json"},
                 timeout_s=self._timeout_s,
+                idempotent=True,  # a second token request is harmless
             )
         else:
             status, content = await self._http.request(
@@ -115,6 +116,7 @@ class TokenProvider:
                     "client_secret": self._client_secret,
                 },
                 timeout_s=self._timeout_s,
+                idempotent=True,  # a second token request is harmless
             )
         if status in (400, 401, 403):
             raise UpstreamError(f"OpenCRVS refused the system client credentials (HTTP {status})")

@@ -6,14 +6,34 @@ transport and 0.24-0.42 ms with aiohttp itself; a DCI search makes two or more c
 the bridge's budget is 1 ms CPU per search, so the upstream path uses aiohttp directly.
 Errors come out as `TransportTimeout` / `TransportError` so callers need not know aiohttp.
 The session is created on first use, inside the running event loop.
+
+Kept-alive connections: a server closes an idle connection after its own keep-alive timeout
+(Node.js, which OpenCRVS' gateway runs on, and uvicorn: 5 s). A request sent on such a
+connection just as the server closes it fails with a reset or "server disconnected" before
+any answer. So pooled connections are dropped after `KEEPALIVE_S`, below those 5 s, and a
+request the caller marks `idempotent` (queries, token requests) is sent once more, on a new
+connection, when the connection failed under it that way. Timeouts are never retried.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import Mapping
 
 import aiohttp
+
+KEEPALIVE_S = 4.0
+"""How long an idle pooled connection is kept: below the common 5 s server-side timeout."""
+
+_STALE_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
+
+
+def _stale_connection(exc: BaseException) -> bool:
+    """True when `exc` says the connection broke under the request (no answer was read)."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _STALE_ERRNOS
 
 
 class TransportError(Exception):
@@ -33,7 +53,9 @@ class UpstreamHttp:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
+            connector = aiohttp.TCPConnector(
+                limit=self._limit, limit_per_host=self._limit, keepalive_timeout=KEEPALIVE_S
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self._timeout,
@@ -51,31 +73,39 @@ class UpstreamHttp:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
+        idempotent: bool = False,
     ) -> tuple[int, bytes]:
-        """(status, body) of one exchange; raises `TransportTimeout` / `TransportError`."""
+        """(status, body) of one exchange; raises `TransportTimeout` / `TransportError`.
+
+        `idempotent`: the request may be sent twice (a query, a token request): it is sent
+        once more on a new connection when a kept-alive connection broke under it."""
         session = self._open()
         timeout = self._timeout
         if timeout_s:
             timeout = self._timeouts.get(timeout_s) or self._timeouts.setdefault(
                 timeout_s, aiohttp.ClientTimeout(total=timeout_s)
             )
-        try:
-            async with session.request(
-                method,
-                url,
-                data=body,
-                params=params,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
-            ) as response:
-                return response.status, await response.read()
-        except TimeoutError:
-            raise TransportTimeout(f"no answer within {timeout.total:g} s") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise TransportError(type(exc).__name__) from None
-        except asyncio.CancelledError:
-            raise
+        for attempt in range(2 if idempotent else 1):
+            try:
+                async with session.request(
+                    method,
+                    url,
+                    data=body,
+                    params=params,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                ) as response:
+                    return response.status, await response.read()
+            except TimeoutError:
+                raise TransportTimeout(f"no answer within {timeout.total:g} s") from None
+            except (aiohttp.ClientError, OSError) as exc:
+                if attempt == 0 and idempotent and _stale_connection(exc):
+                    continue
+                raise TransportError(type(exc).__name__) from None
+            except asyncio.CancelledError:
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -100,6 +100,7 @@ class Upstream:
                     body=body,
                     headers=self._auth_headers(token),
                     timeout_s=self.timeout_s,
+                    idempotent=True,  # searches and fetches only read
                 )
             except TransportTimeout:
                 self.breaker.failure()
