@@ -221,7 +221,8 @@ def test_the_whole_registry_profile_passes_against_the_demo(demo: Demo, tmp_path
 def test_the_demo_clients_printed_secret_and_key_work_with_the_suite(demo: Demo, tmp_path: Path):
     """The demo client as printed (its secret, its key file): signed identifier look-ups,
     sync and async, with signed answers. Its policy allows identifier look-ups only, so
-    what the policy refuses (predicate queries, pagination, sorting) is switched off."""
+    what the policy refuses (predicate queries and filters, pagination, sorting) is switched
+    off."""
     secret = demo.printed(r"export DCI_CLIENT_SECRET=(\S+)")
     key_file = Path(demo.printed(r"# demo client \S+ \(key (\S+)\)"))
     sender_id = demo.printed(r"# demo client (\S+) \(key")
@@ -229,7 +230,11 @@ def test_the_demo_clients_printed_secret_and_key_work_with_the_suite(demo: Demo,
         demo, tmp_path / "demo-client.toml", sender_id=sender_id, key_file=key_file, secret=secret
     )
     with config.open("a", encoding="utf-8") as extra:
-        extra.write("\n[features]\nquery_predicate = false\npagination = false\nsorting = false\n")
+        # the suite subscribes with a predicate filter, which this policy refuses too
+        extra.write(
+            "\n[features]\nquery_predicate = false\npagination = false\nsorting = false\n"
+            "subscribe = false\nunsubscribe = false\n"
+        )
 
     run = _run(
         demo.env,
