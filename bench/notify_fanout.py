@@ -1,24 +1,31 @@
 """Notify fan-out: OpenCRVS webhook -> bridge -> signed notify at loopback subscribers.
 
-Runs a real bridge (uvicorn, SQLite store in a temp dir) and one loopback receiver, all in
-this process's threads, and measures:
+Runs a real bridge (`dci-bridge serve`, its own process, SQLite store in a temp dir) and one
+loopback receiver (a thread of this process, which also sends the webhooks), and measures:
 - webhook ingest: time from POSTing a signed webhook to its 202 (p50, p99);
 - one event to N subscribers (default 100): time from the POST to the last notify received
   (p50, p95 over several events), and deliveries/s;
 - a sustained stream of events to M subscribers (default 10): webhook-to-delivered p50/p95
   for every notify and deliveries/s.
 Targets: 100-subscriber fan-out delivered within 1 s (p95); webhook ingest p99 <= 50 ms.
+`--in-process` serves the bridge from a thread of this process instead, as the first version
+of this bench did: bridge, receiver and load generator then share one GIL, which measures
+the bench more than the bridge.
 
-    python bench/notify_fanout.py [--subscribers 100] [--events 10] [--stream 60]
+    python bench/notify_fanout.py [--subscribers 100] [--events 10] [--stream 60] [--in-process]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -32,7 +39,7 @@ from dci_bridge.records.mapped import RecordEvent
 from dci_bridge.settings import Settings
 from tests.delivery_receivers import RecordingReceiver
 from tests.security_support import DciTestClient
-from tests.servers import serve_asgi
+from tests.servers import free_port, serve_asgi
 from tests.subscriptions_support import (
     SHA_SECRET,
     bundles_of,
@@ -72,34 +79,101 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10)
     parser.add_argument("--stream", type=int, default=60)
     parser.add_argument("--stream-subscribers", type=int, default=10)
+    parser.add_argument("--in-process", action="store_true", help="bridge in a thread of this")
+    parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        nargs="?",
+        const="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a fresh database on this PostgreSQL server instead of a SQLite file",
+    )
     args = parser.parse_args()
     births = [b for b, _ in bundles_of(RecordEvent.BIRTH)]
     deaths = [b for b, _ in bundles_of(RecordEvent.DEATH)]
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/bench.sqlite3"
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        url = (
+            stack.enter_context(scratch_database(args.postgres))
+            if args.postgres
+            else f"sqlite:///{tmp}/bench.sqlite3"
+        )
         migrate(url)
         sender = DciTestClient.register(url, "bench.sp")
         receiver = RecordingReceiver()
         with serve_asgi(receiver) as receiver_base:
-            settings = Settings.from_env(
-                {
-                    "DCI_BRIDGE_DATABASE__URL": url,
-                    "DCI_BRIDGE_DATA_DIR": tmp,
-                    "DCI_BRIDGE_OPENCRVS_WEBHOOK__SHA_SECRET": SHA_SECRET,
-                    "DCI_BRIDGE_DELIVERY__ALLOW_PRIVATE_ADDRESSES": "true",
-                    "DCI_BRIDGE_DELIVERY__CALLBACK_PREFIXES": f"{receiver_base}/",
-                    "DCI_BRIDGE_SUBSCRIPTIONS__MAX_PER_SENDER": "1000",
-                    "DCI_BRIDGE_LOG__LEVEL": "warning",
-                }
-            )
+            env = {
+                "DCI_BRIDGE_DATABASE__URL": url,
+                "DCI_BRIDGE_DATA_DIR": tmp,
+                "DCI_BRIDGE_OPENCRVS_WEBHOOK__SHA_SECRET": SHA_SECRET,
+                "DCI_BRIDGE_DELIVERY__ALLOW_PRIVATE_ADDRESSES": "true",
+                "DCI_BRIDGE_DELIVERY__CALLBACK_PREFIXES": f"{receiver_base}/",
+                "DCI_BRIDGE_SUBSCRIPTIONS__MAX_PER_SENDER": "1000",
+                "DCI_BRIDGE_LOG__LEVEL": "warning",
+            }
+            bridge = in_process(env) if args.in_process else bridge_process(env)
             with (
-                serve_asgi(create_app(settings)) as base,
+                bridge as base,
                 sender.authenticated(base, timeout=30) as client,
                 httpx.Client(timeout=30) as plain,
             ):
                 fan = run_fanout(args, client, plain, base, receiver, receiver_base, births)
                 stream = run_stream(args, client, plain, base, receiver, receiver_base, deaths)
+    print("bridge:", "a thread of the bench process" if args.in_process else "its own process")
+    print("database:", "PostgreSQL" if args.postgres else "SQLite file")
     print_report(args, fan, stream)
+
+
+@contextlib.contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for this run; dropped at the end."""
+    import uuid
+
+    import psycopg
+
+    name = f"dci_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def in_process(env: dict[str, str]) -> Iterator[str]:
+    with serve_asgi(create_app(Settings.from_env(env))) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def bridge_process(env: dict[str, str]) -> Iterator[str]:
+    """`dci-bridge serve` (1 worker) on the bench's database, until the block ends."""
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DCI_BRIDGE_")} | env
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dci_bridge", "serve", "--port", str(port)],
+        env=environ,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, "the bridge exited"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the bridge did not become ready"
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def subscribe(client: httpx.Client, base: str, uri: str, event: str, n: int) -> None:
