@@ -7,14 +7,19 @@ import functools
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 
+from dci_bridge.clock import Clock, SystemClock
+from dci_bridge.crypto import KeySet, verify_envelope
+from dci_bridge.protocol.codec import decode_raw_envelope
 from dci_bridge.records.fhir_map import map_bundle
 from dci_bridge.records.mapped import MappedRecord, RecordEvent
 from dci_bridge.records.seed import generate_bundles
+from dci_bridge.settings import Settings
 from dci_bridge.upstream.webhook import SIGNATURE_HEADER, sign_webhook
 
 SHA_SECRET = "c0ffee00-1111-4222-8333-444455556666"
@@ -133,3 +138,36 @@ def unsubscribe_envelope(*, sender_id: str, sender_uri: str, codes: list[str]) -
             "subscription_codes": codes,
         },
     }
+
+
+def notify_settings(
+    database_url: str, data_dir: Path, receiver_base: str, **extra: str
+) -> Settings:
+    """A bridge on `database_url` whose callbacks may go to the loopback receiver under
+    `{receiver_base}/registry/`, with the tests' webhook secret; `extra` adds variables."""
+    return Settings.from_env(
+        {
+            "DCI_BRIDGE_DATABASE__URL": database_url,
+            "DCI_BRIDGE_DATA_DIR": str(data_dir),
+            "DCI_BRIDGE_OPENCRVS_WEBHOOK__SHA_SECRET": SHA_SECRET,
+            "DCI_BRIDGE_DELIVERY__ALLOW_PRIVATE_ADDRESSES": "true",
+            "DCI_BRIDGE_DELIVERY__CALLBACK_PREFIXES": f"{receiver_base}/registry/",
+            **extra,
+        }
+    )
+
+
+def verified_notifies(
+    bodies: list[bytes], keys: KeySet, clock: Clock | None = None
+) -> list[dict[str, Any]]:
+    """The `notify` callbacks among `bodies`, each signature checked against `keys`."""
+    found = []
+    for body in bodies:
+        decoded: dict[str, Any] = msgspec.json.decode(body)
+        if decoded["header"]["action"] == "notify":
+            raw = decode_raw_envelope(body)
+            verify_envelope(
+                raw.signature, raw.header, raw.message, keys, clock=clock or SystemClock()
+            )
+            found.append(decoded)
+    return found

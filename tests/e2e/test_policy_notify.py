@@ -31,14 +31,13 @@ from dci_bridge.records.mapped import MappedRecord, RecordEvent
 from dci_bridge.registry.audit import AuditFilter, read_events
 from dci_bridge.registry.policy import DisclosurePolicy, parse_policy
 from dci_bridge.registry.policy_store import PolicyStore
-from dci_bridge.settings import Settings
 from tests.dci_assertions import assert_dci_error
 from tests.delivery_receivers import RecordingReceiver
 from tests.security_support import DciTestClient
 from tests.servers import serve_asgi
 from tests.subscriptions_support import (
-    SHA_SECRET,
     bundles_of,
+    notify_settings,
     post_webhook,
     subscribe_envelope,
     wait_for,
@@ -99,15 +98,7 @@ class World:
 def world(database_url: str, tmp_path: Path) -> Iterator[World]:
     receiver = RecordingReceiver()
     with serve_asgi(receiver) as receiver_base:
-        settings = Settings.from_env(
-            {
-                "DCI_BRIDGE_DATABASE__URL": database_url,
-                "DCI_BRIDGE_DATA_DIR": str(tmp_path),
-                "DCI_BRIDGE_OPENCRVS_WEBHOOK__SHA_SECRET": SHA_SECRET,
-                "DCI_BRIDGE_DELIVERY__ALLOW_PRIVATE_ADDRESSES": "true",
-                "DCI_BRIDGE_DELIVERY__CALLBACK_PREFIXES": f"{receiver_base}/registry/",
-            }
-        )
+        settings = notify_settings(database_url, tmp_path, receiver_base)
         migrate(database_url)
         senders = {
             CASH: DciTestClient.register(database_url, CASH, policy=_policy("cash-transfer")),

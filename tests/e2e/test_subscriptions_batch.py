@@ -12,26 +12,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 import pytest
 import sqlalchemy as sa
 
 from dci_bridge.api.app import create_app
 from dci_bridge.clock import FixedClock, isoformat_z
-from dci_bridge.crypto import KeyStore, verify_envelope
+from dci_bridge.crypto import KeyStore
 from dci_bridge.db.engine import create_sync_engine, migrate
-from dci_bridge.protocol.codec import decode_raw_envelope
 from dci_bridge.records.mapped import RecordEvent
 from dci_bridge.registry.ingest import inbox_table
-from dci_bridge.settings import Settings
 from tests.delivery_receivers import RecordingReceiver
 from tests.security_support import DciTestClient
 from tests.servers import serve_asgi
 from tests.subscriptions_support import (
-    SHA_SECRET,
     bundles_of,
+    notify_settings,
     post_webhook,
     subscribe_envelope,
+    verified_notifies,
     wait_for,
     webhook_body,
 )
@@ -51,15 +49,7 @@ class Batching:
     http: httpx.Client
 
     def notifies(self) -> list[dict[str, Any]]:
-        found = []
-        for body in self.receiver.bodies():
-            decoded = msgspec.json.decode(body)
-            if decoded["header"]["action"] == "notify":
-                raw = decode_raw_envelope(body)
-                keys = self.keys.verification_keys()
-                verify_envelope(raw.signature, raw.header, raw.message, keys, clock=self.clock)
-                found.append(decoded)
-        return found
+        return verified_notifies(self.receiver.bodies(), self.keys.verification_keys(), self.clock)
 
     def processed(self) -> int:
         engine = create_sync_engine(self.database_url, pool_size=1)
@@ -86,15 +76,7 @@ def batching(database_url: str, tmp_path: Path) -> Iterator[Batching]:
     clock = FixedClock(now)
     receiver = RecordingReceiver()
     with serve_asgi(receiver) as receiver_base:
-        settings = Settings.from_env(
-            {
-                "DCI_BRIDGE_DATABASE__URL": database_url,
-                "DCI_BRIDGE_DATA_DIR": str(tmp_path),
-                "DCI_BRIDGE_OPENCRVS_WEBHOOK__SHA_SECRET": SHA_SECRET,
-                "DCI_BRIDGE_DELIVERY__ALLOW_PRIVATE_ADDRESSES": "true",
-                "DCI_BRIDGE_DELIVERY__CALLBACK_PREFIXES": f"{receiver_base}/registry/",
-            }
-        )
+        settings = notify_settings(database_url, tmp_path, receiver_base)
         migrate(database_url)
         sender = DciTestClient.register(database_url, SENDER)
         with (

@@ -19,13 +19,12 @@ from dci_bridge.crypto import KeyStore, verify_envelope
 from dci_bridge.db.engine import migrate
 from dci_bridge.protocol.codec import decode_raw_envelope
 from dci_bridge.records.mapped import RecordEvent
-from dci_bridge.settings import Settings
 from tests.delivery_receivers import RecordingReceiver
 from tests.security_support import DciTestClient
 from tests.servers import serve_asgi
 from tests.subscriptions_support import (
-    SHA_SECRET,
     bundles_of,
+    notify_settings,
     post_webhook,
     subscribe_envelope,
     unsubscribe_envelope,
@@ -72,15 +71,7 @@ class Loop:
 def loop(database_url: str, tmp_path: Path) -> Iterator[Loop]:
     receiver = RecordingReceiver()
     with serve_asgi(receiver) as receiver_base:
-        settings = Settings.from_env(
-            {
-                "DCI_BRIDGE_DATABASE__URL": database_url,
-                "DCI_BRIDGE_DATA_DIR": str(tmp_path),
-                "DCI_BRIDGE_OPENCRVS_WEBHOOK__SHA_SECRET": SHA_SECRET,
-                "DCI_BRIDGE_DELIVERY__ALLOW_PRIVATE_ADDRESSES": "true",
-                "DCI_BRIDGE_DELIVERY__CALLBACK_PREFIXES": f"{receiver_base}/registry/",
-            }
-        )
+        settings = notify_settings(database_url, tmp_path, receiver_base)
         migrate(database_url)
         sender = DciTestClient.register(database_url, "sp.example.org")
         with (

@@ -13,24 +13,27 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 import pytest
 import sqlalchemy as sa
 
 from dci_bridge.api.app import create_app
-from dci_bridge.clock import SystemClock
-from dci_bridge.crypto import KeyStore, verify_envelope
+from dci_bridge.crypto import KeyStore
 from dci_bridge.db.engine import create_sync_engine, migrate
-from dci_bridge.protocol.codec import decode_raw_envelope
 from dci_bridge.records.mapped import MappedRecord, RecordEvent
 from dci_bridge.registry.ingest import inbox_table
-from dci_bridge.settings import Settings
 from dci_bridge.upstream.simulator.v2 import event_document
 from tests.dci_assertions import assert_dci_error
 from tests.delivery_receivers import RecordingReceiver
 from tests.security_support import DciTestClient
 from tests.servers import serve_asgi
-from tests.subscriptions_support import V2_TOKEN, bundles_of, subscribe_envelope, wait_for
+from tests.subscriptions_support import (
+    V2_TOKEN,
+    bundles_of,
+    notify_settings,
+    subscribe_envelope,
+    verified_notifies,
+    wait_for,
+)
 
 SENDER = "sp.example.org"
 FIELD_MAP = {"child.birth_date": "child.dateOfBirth", "child.name": "child.fullName"}
@@ -58,20 +61,7 @@ class Hook:
         )
 
     def notifies(self) -> list[dict[str, Any]]:
-        found = []
-        for body in self.receiver.bodies():
-            decoded = msgspec.json.decode(body)
-            if decoded["header"]["action"] == "notify":
-                raw = decode_raw_envelope(body)
-                verify_envelope(
-                    raw.signature,
-                    raw.header,
-                    raw.message,
-                    self.keys.verification_keys(),
-                    clock=SystemClock(),
-                )
-                found.append(decoded)
-        return found
+        return verified_notifies(self.receiver.bodies(), self.keys.verification_keys())
 
     def inbox_rows(self) -> int:
         engine = create_sync_engine(self.database_url, pool_size=1)
@@ -87,15 +77,12 @@ class Hook:
 def hook(database_url: str, tmp_path: Path) -> Iterator[Hook]:
     receiver = RecordingReceiver()
     with serve_asgi(receiver) as receiver_base:
-        settings = Settings.from_env(
-            {
-                "DCI_BRIDGE_DATABASE__URL": database_url,
-                "DCI_BRIDGE_DATA_DIR": str(tmp_path),
-                "DCI_BRIDGE_OPENCRVS_WEBHOOK__V2_TOKEN": V2_TOKEN,
-                "DCI_BRIDGE_OPENCRVS_WEBHOOK__V2_FIELD_MAP": json.dumps(FIELD_MAP),
-                "DCI_BRIDGE_DELIVERY__ALLOW_PRIVATE_ADDRESSES": "true",
-                "DCI_BRIDGE_DELIVERY__CALLBACK_PREFIXES": f"{receiver_base}/registry/",
-            }
+        settings = notify_settings(
+            database_url,
+            tmp_path,
+            receiver_base,
+            DCI_BRIDGE_OPENCRVS_WEBHOOK__V2_TOKEN=V2_TOKEN,
+            DCI_BRIDGE_OPENCRVS_WEBHOOK__V2_FIELD_MAP=json.dumps(FIELD_MAP),
         )
         migrate(database_url)
         sender = DciTestClient.register(database_url, SENDER)
