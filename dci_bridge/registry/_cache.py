@@ -16,14 +16,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, Self, TypeVar
 
-__all__ = ["ExpiringCache"]
+import sqlalchemy as sa
+
+from dci_bridge.clock import Clock, SystemClock
+from dci_bridge.db.engine import create_sync_engine
+
+__all__ = ["DEFAULT_CACHE_TTL_S", "CachedStore", "ExpiringCache"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 DEFAULT_MAX_SIZE: Final = 10_000
+DEFAULT_CACHE_TTL_S: Final = 5.0
 
 
 class ExpiringCache(Generic[K, V]):
@@ -97,3 +103,32 @@ class ExpiringCache(Generic[K, V]):
             drop = max(excess, self.max_size // 10)
             for key in list(entries)[:drop]:
                 del entries[key]
+
+
+class CachedStore(Generic[V]):
+    """A table read on the request path through an `ExpiringCache` keyed by sender id (the
+    sender registry, the policy store). Built on an engine it is lent, or with `from_url` on
+    an engine of its own, which `close()` disposes of."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        clock: Clock | None = None,
+        cache_ttl_s: float = DEFAULT_CACHE_TTL_S,
+        owns_engine: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.clock: Clock = clock or SystemClock()
+        self.cache_ttl_s = cache_ttl_s
+        self._owns_engine = owns_engine
+        self._cache: ExpiringCache[str, V] = ExpiringCache(cache_ttl_s)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Self:
+        """A store on its own engine (a migrated database is expected); `close()` it."""
+        return cls(create_sync_engine(url, pool_size=2), owns_engine=True, **kwargs)
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.dispose()

@@ -22,10 +22,10 @@ from typing import Any, Final, Protocol
 import anyio.to_thread
 import sqlalchemy as sa
 
-from dci_bridge.clock import Clock, SystemClock
-from dci_bridge.db.engine import begin_write, create_sync_engine
+from dci_bridge.clock import Clock
+from dci_bridge.db.engine import begin_write
 from dci_bridge.db.tables_policy import DisclosurePolicyRow
-from dci_bridge.registry._cache import ExpiringCache
+from dci_bridge.registry._cache import DEFAULT_CACHE_TTL_S, CachedStore
 from dci_bridge.registry.policy import (
     CompiledPolicy,
     DisclosurePolicy,
@@ -37,7 +37,6 @@ from dci_bridge.registry.policy import (
 
 __all__ = ["PolicySource", "PolicyStore", "StaticPolicies", "StoredPolicy"]
 
-DEFAULT_CACHE_TTL_S: Final = 5.0
 _TABLE: Final[Any] = DisclosurePolicyRow.__table__  # type: ignore[attr-defined]
 
 
@@ -105,7 +104,7 @@ def _from_row(row: sa.RowMapping) -> StoredPolicy:
     )
 
 
-class PolicyStore:
+class PolicyStore(CachedStore["CompiledPolicy | None"]):
     """Disclosure policies in the database, with a short-lived cache for the request path."""
 
     def __init__(
@@ -116,21 +115,8 @@ class PolicyStore:
         cache_ttl_s: float = DEFAULT_CACHE_TTL_S,
         owns_engine: bool = False,
     ) -> None:
-        self.engine = engine
-        self.clock: Clock = clock or SystemClock()
-        self.cache_ttl_s = cache_ttl_s
-        self._owns_engine = owns_engine
-        self._cache: ExpiringCache[str, CompiledPolicy | None] = ExpiringCache(cache_ttl_s)
+        super().__init__(engine, clock=clock, cache_ttl_s=cache_ttl_s, owns_engine=owns_engine)
         self._current: dict[str, CompiledPolicy] = {}
-
-    @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> PolicyStore:
-        """A store on its own engine (a migrated database is expected); `close()` it."""
-        return cls(create_sync_engine(url, pool_size=2), owns_engine=True, **kwargs)
-
-    def close(self) -> None:
-        if self._owns_engine:
-            self.engine.dispose()
 
     # --- management ---------------------------------------------------------------------------
 

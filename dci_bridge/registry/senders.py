@@ -25,12 +25,11 @@ import anyio.to_thread
 import msgspec
 import sqlalchemy as sa
 
-from dci_bridge.clock import Clock, SystemClock
 from dci_bridge.crypto import KeyFormatError, KeySet, generate_secret, hash_secret, verify_secret
 from dci_bridge.crypto.tokens import SCOPE_SEARCH, SCOPE_SUBSCRIBE, SCOPE_TXN_STATUS, SCOPES
-from dci_bridge.db.engine import begin_write, create_sync_engine
+from dci_bridge.db.engine import begin_write
 from dci_bridge.db.tables_security import Sender as SenderRow
-from dci_bridge.registry._cache import ExpiringCache
+from dci_bridge.registry._cache import CachedStore
 
 __all__ = [
     "DEFAULT_SCOPES",
@@ -45,7 +44,6 @@ DEFAULT_SCOPES: Final[tuple[str, ...]] = (SCOPE_SEARCH, SCOPE_SUBSCRIBE, SCOPE_T
 """Scopes of a client registered without `--scope`: every registry operation, no admin."""
 SIGNATURE_SCHEMES: Final[tuple[str, ...]] = ("jws", "jws-detached", "dci-signature")
 """How the bridge signs what it sends to a sender (responses, callbacks)."""
-DEFAULT_CACHE_TTL_S: Final = 5.0
 MAX_SENDER_ID: Final = 99
 _SENDER_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+-]*")
 _dummy_hash: list[str] = []  # equalises timing for unknown ids; computed on first use
@@ -245,31 +243,8 @@ def _to_row(sender: Sender) -> dict[str, Any]:
 _UNSET: Final[Any] = object()
 
 
-class SenderRegistry:
+class SenderRegistry(CachedStore["Sender | None"]):
     """Registered senders in the database, with a short-lived cache for the request path."""
-
-    def __init__(
-        self,
-        engine: sa.Engine,
-        *,
-        clock: Clock | None = None,
-        cache_ttl_s: float = DEFAULT_CACHE_TTL_S,
-        owns_engine: bool = False,
-    ) -> None:
-        self.engine = engine
-        self.clock: Clock = clock or SystemClock()
-        self.cache_ttl_s = cache_ttl_s
-        self._owns_engine = owns_engine
-        self._cache: ExpiringCache[str, Sender | None] = ExpiringCache(cache_ttl_s)
-
-    @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> SenderRegistry:
-        """A registry on its own engine (migrated database expected); `close()` it."""
-        return cls(create_sync_engine(url, pool_size=2), owns_engine=True, **kwargs)
-
-    def close(self) -> None:
-        if self._owns_engine:
-            self.engine.dispose()
 
     # --- management (CLI, admin) ----------------------------------------------------------
 
