@@ -5,13 +5,25 @@ URLs: `sqlite:///path/to/file.sqlite3`, `postgresql+psycopg://user@host/db` (pla
 busy timeout and real transactions: pysqlite's legacy mode starts a transaction only at the
 first write, which lets two writers read stale rows; here every transaction starts with
 `BEGIN`, and `begin_write` starts it with `BEGIN IMMEDIATE` so concurrent writers queue up
-instead of failing halfway. Migrations are Alembic scripts in `migrations/versions/`.
+instead of failing halfway.
+
+Within one process, SQLite writers queue on a lock per database file (`begin_write` takes it
+before `BEGIN IMMEDIATE`). Without it a writer that finds the file locked by another thread
+of the same process falls into SQLite's busy handler, which polls with sleeps of 1, 2, 5,
+10, ... 100 ms: a 1 ms write behind a 5 ms one waited 20-200 ms (webhook ingest behind a
+fan-out transaction, an async search's Ack behind the delivery worker's tick). On the lock
+the next writer starts the moment the previous one commits. Writers in other processes
+(several server workers on one file) still meet through the busy handler.
+Migrations are Alembic scripts in `migrations/versions/`.
 """
 
 from __future__ import annotations
 
+import collections
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +38,90 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 """How long a SQLite writer waits for another writer before failing."""
 _MIGRATION_LOCK = 72611231
 """PostgreSQL advisory lock id held while migrating (several replicas may start at once)."""
+
+
+class WriterLock:
+    """A lock handed to its waiters in arrival order.
+
+    `threading.Lock` lets the releasing thread take the lock straight back (it still holds
+    the GIL while the woken waiter is scheduled), so a thread writing a backlog one
+    transaction after another would keep a short request write waiting behind all of it.
+    Here `release` hands the lock to the longest waiter. Taking it again in the thread that
+    holds it raises at once: on SQLite that second transaction could never start.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._held_by: int | None = None
+        self._waiters: collections.deque[tuple[threading.Lock, int, bool]] = collections.deque()
+
+    def acquire(self, *, first: bool = False) -> None:
+        """Wait for the lock; `first` queues ahead of the waiters that did not ask so."""
+        me = threading.get_ident()
+        with self._guard:
+            if self._held_by is None:
+                self._held_by = me
+                return
+            if self._held_by == me:
+                raise RuntimeError("a SQLite write transaction inside another in one thread")
+            turn = threading.Lock()
+            turn.acquire()
+            if first:
+                ahead = sum(1 for _, _, urgent in self._waiters if urgent)
+                self._waiters.insert(ahead, (turn, me, True))
+            else:
+                self._waiters.append((turn, me, False))
+        try:
+            turn.acquire()  # released by the holder when it hands the lock over to us
+        except BaseException:
+            with self._guard:
+                if (turn, me, first) in self._waiters:  # not handed over yet: leave the queue
+                    self._waiters.remove((turn, me, first))
+                    raise
+            self.release()  # handed over meanwhile: pass it on
+            raise
+
+    def release(self) -> None:
+        with self._guard:
+            if self._waiters:
+                turn, owner, _ = self._waiters.popleft()
+                self._held_by = owner
+                turn.release()
+            else:
+                self._held_by = None
+
+    @property
+    def waiting(self) -> int:
+        """How many threads wait for the lock now."""
+        with self._guard:
+            return len(self._waiters)
+
+    @contextmanager
+    def held(self, *, first: bool = False) -> Iterator[None]:
+        self.acquire(first=first)
+        try:
+            yield
+        finally:
+            self.release()
+
+
+_FILE_WRITERS: dict[str, WriterLock] = {}
+"""One writer lock per SQLite database (resolved file path, or the URL for in-memory)."""
+_ENGINE_WRITERS: weakref.WeakKeyDictionary[sa.Engine, WriterLock] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+
+
+def _sqlite_writer_lock(parsed: sa.URL) -> WriterLock:
+    path = sqlite_path(parsed)
+    key = str(path.resolve()) if path is not None else str(parsed)
+    with _WRITERS_GUARD:
+        return _FILE_WRITERS.setdefault(key, WriterLock())
+
+
+def writer_lock(engine: sa.Engine) -> WriterLock | None:
+    """The lock this process's writers of the engine's SQLite file take turns on (None for
+    PostgreSQL, whose writers do not wait for each other)."""
+    return _ENGINE_WRITERS.get(engine)
 
 
 def normalize_url(url: str | sa.URL) -> sa.URL:
@@ -83,14 +179,18 @@ def create_sync_engine(url: str | sa.URL, *, pool_size: int = 5) -> sa.Engine:
         )
         sa.event.listen(engine, "connect", _on_sqlite_connect)
         sa.event.listen(engine, "begin", _on_sqlite_begin)
+        _ENGINE_WRITERS[engine] = _sqlite_writer_lock(parsed)
         return engine
     return sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 @contextmanager
-def begin_write(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A write transaction: committed on success, rolled back on error."""
-    with engine.connect() as conn:
+def begin_write(engine: sa.Engine, *, urgent: bool = False) -> Iterator[sa.Connection]:
+    """A write transaction: committed on success, rolled back on error. On SQLite the
+    process's writers of one file take turns on a lock first (see the module doc); `urgent`
+    (a short write a client waits for) goes ahead of the background writers waiting."""
+    lock = _ENGINE_WRITERS.get(engine)
+    with lock.held(first=urgent) if lock is not None else nullcontext(), engine.connect() as conn:
         conn = conn.execution_options(sqlite_write=True)
         with conn.begin():
             yield conn

@@ -40,16 +40,18 @@ class GroupCommit:
     def __init__(self, engine: sa.Engine, *, max_batch: int = MAX_BATCH) -> None:
         self.engine = engine
         self.max_batch = max_batch
-        self._pending: list[tuple[Work, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Work, asyncio.Future[Any], bool]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.transactions = 0
         """Transactions committed (tests and benchmarks read it)."""
 
-    async def run(self, work: Callable[[sa.Connection], T]) -> T:
+    async def run(self, work: Callable[[sa.Connection], T], *, urgent: bool = False) -> T:
         """Run `work(conn)` in a write transaction shared with concurrent callers; its
-        result once committed, or its exception (the others' writes are not affected)."""
+        result once committed, or its exception (the others' writes are not affected).
+        `urgent`: a client waits for this write (an Ack); on SQLite its transaction goes
+        ahead of background writers waiting for the file (`db.engine.begin_write`)."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((work, future))
+        self._pending.append((work, future, urgent))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
         return await future
@@ -61,16 +63,18 @@ class GroupCommit:
                 del self._pending[: self.max_batch]
                 try:
                     outcomes = await anyio.to_thread.run_sync(
-                        self._write, [work for work, _ in batch]
+                        self._write,
+                        [work for work, _, _ in batch],
+                        any(urgent for _, _, urgent in batch),
                     )
                 except BaseException as exc:  # cancelled at shutdown, or a thread failure
-                    for _, future in batch:
+                    for _, future, _ in batch:
                         if not future.done():
                             future.set_exception(exc)
                     if not isinstance(exc, Exception):
                         raise
                     continue
-                for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
                     if future.done():  # its caller went away; the write stands
                         continue
                     if ok:
@@ -80,9 +84,9 @@ class GroupCommit:
         finally:
             self._flusher = None
 
-    def _write(self, works: list[Work]) -> list[tuple[bool, Any]]:
+    def _write(self, works: list[Work], urgent: bool) -> list[tuple[bool, Any]]:
         try:
-            with begin_write(self.engine) as conn:
+            with begin_write(self.engine, urgent=urgent) as conn:
                 results = [work(conn) for work in works]
             self.transactions += 1
             return [(True, result) for result in results]
@@ -92,7 +96,7 @@ class GroupCommit:
         outcomes: list[tuple[bool, Any]] = []
         for work in works:  # one of them failed: each alone, so only that one fails
             try:
-                with begin_write(self.engine) as conn:
+                with begin_write(self.engine, urgent=urgent) as conn:
                     outcomes.append((True, work(conn)))
                 self.transactions += 1
             except Exception as exc:

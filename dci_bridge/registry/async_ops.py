@@ -214,7 +214,7 @@ class AsyncOperations:
             )
             outbox.enqueue(conn, task, now=now)
 
-        await self.commits.run(write)
+        await self.commits.run(write, urgent=True)
         if answer is not None:
             self._audit(header, request, answer)
         return self._ack(correlation_id, now)
@@ -280,7 +280,7 @@ class AsyncOperations:
                 now=now,
             )
 
-        await self.commits.run(write)
+        await self.commits.run(write, urgent=True)
         return self._ack(correlation_id, now)
 
     async def txn_status(

@@ -185,7 +185,7 @@ class IngestService:
         inbox_id = self.ids.new_id()
         now = self.clock.now()
         try:
-            with begin_write(self.engine) as conn:
+            with begin_write(self.engine, urgent=True) as conn:
                 found = conn.execute(
                     sa.select(inbox_table.c.id).where(inbox_table.c.body_sha256 == digest)
                 ).scalar_one_or_none()

@@ -159,7 +159,7 @@ class ReplayGuard:
             first.setdefault((sender_id, message_id), index)  # a repeat in the batch is a replay
         unique = [rows[index] for index in first.values()]
         inserted: set[tuple[str, str]] = set()
-        with begin_write(self.engine) as conn:
+        with begin_write(self.engine, urgent=True) as conn:
             for start in range(0, len(unique), _CHUNK):
                 chunk = unique[start : start + _CHUNK]
                 params: list[Any] = []

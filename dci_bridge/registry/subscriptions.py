@@ -286,7 +286,7 @@ class SubscriptionService:
     ) -> str:
         """Store subscriptions and queue on-subscribe in one transaction; the correlation id."""
         correlation_id = self.ids.new_id()
-        with begin_write(self.engine) as conn:
+        with begin_write(self.engine, urgent=True) as conn:
             response = self.subscribe(
                 conn,
                 sender_id=sender_id,
@@ -326,7 +326,7 @@ class SubscriptionService:
         False (the endpoint answers NACK: no callback follows).
         """
         correlation_id = self.ids.new_id()
-        with begin_write(self.engine) as conn:
+        with begin_write(self.engine, urgent=True) as conn:
             response = self.unsubscribe(
                 conn, sender_id=sender_id, request=request, correlation_id=correlation_id
             )
