@@ -24,11 +24,12 @@ sent in plain text instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -164,7 +165,7 @@ class Worker:
 
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone="UTC")
         scheduler.add_job(
-            self.tick,
+            self._scheduled_tick,
             "interval",
             seconds=self.settings.poll_interval_s,
             id="delivery-tick",
@@ -173,7 +174,7 @@ class Worker:
             misfire_grace_time=None,
         )
         scheduler.add_job(
-            self.housekeeping,
+            self._scheduled_housekeeping,
             "interval",
             seconds=3600,
             id="delivery-housekeeping",
@@ -184,6 +185,25 @@ class Worker:
         self._scheduler = scheduler
         self.kick()
 
+    async def _scheduled_tick(self) -> None:
+        await self._survive_shutdown(self.tick())
+
+    async def _scheduled_housekeeping(self) -> None:
+        await self._survive_shutdown(self.housekeeping())
+
+    async def _survive_shutdown(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run a scheduled job in a task of its own. APScheduler's shutdown cancels the jobs
+        under way and logs each cancellation as a failed job with its stack; the work itself
+        (a tick in the middle of its transaction) goes on, and `aclose` waits for it."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._kicks.add(task)
+        task.add_done_callback(self._kicks.discard)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+
     async def aclose(self, grace_s: float = 5.0) -> None:
         """Stop claiming, let running attempts finish for `grace_s`, record what finished
         and release the leases of the rest (another process or the next start takes them)."""
@@ -191,6 +211,9 @@ class Worker:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        if self._ticking:  # let the tick under way commit (it claims nothing more now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._not_ticking.wait(), grace_s)
         if self._tasks:
             _done, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
             for task in pending:

@@ -20,6 +20,7 @@ Functions for other packages (see docs/INTERFACES in /work/notes and docs/operat
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -109,9 +110,22 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     children[1].observe(seconds)
 
 
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, kept: `labels()` takes a lock and builds its key on every
+    call, several times per request on the hot paths."""
+    key = (id(metric), labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def record_search_results(status: str, records: int) -> None:
     """One answered search item and how many records it returned."""
-    SEARCH_ITEMS.labels(status).inc()
+    _child(SEARCH_ITEMS, status).inc()
     if records:
         SEARCH_RECORDS.inc(records)
 
@@ -123,15 +137,15 @@ def set_outbox_depth(state: str, count: int) -> None:
 
 def record_delivery_attempt(outcome: str, seconds: float | None = None) -> None:
     """One callback delivery attempt and, when known, how long it took."""
-    DELIVERY_ATTEMPTS.labels(outcome).inc()
+    _child(DELIVERY_ATTEMPTS, outcome).inc()
     if seconds is not None:
         DELIVERY_LATENCY.observe(seconds)
 
 
 def observe_upstream(operation: str, outcome: str, seconds: float) -> None:
     """One call to OpenCRVS (`operation`: token, search, fetch...)."""
-    UPSTREAM_CALLS.labels(operation, outcome).inc()
-    UPSTREAM_LATENCY.labels(operation).observe(seconds)
+    _child(UPSTREAM_CALLS, operation, outcome).inc()
+    _child(UPSTREAM_LATENCY, operation).observe(seconds)
 
 
 def multiprocess_dir() -> str | None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import threading
 
+import anyio.to_thread
+import msgspec
 import pytest
 import sqlalchemy as sa
 
 from dci_bridge.crypto import verify_envelope
 from dci_bridge.db.engine import begin_write
 from dci_bridge.delivery import outbox
+from dci_bridge.delivery.commits import GroupCommit
 from dci_bridge.delivery.outbox import NewJob
 from dci_bridge.delivery.schedule import MAX_ATTEMPTS, RETRY_DELAYS_S
 from dci_bridge.delivery.worker import TaskOutcome, Worker
@@ -229,3 +235,32 @@ async def test_replay_and_purge_dead(engine, clock, signer, receiver):
         )
         assert outbox.purge_dead(conn) == 1
         assert outbox.count_by_state(conn) == {"done": 1}
+
+
+async def test_shutdown_during_a_scheduled_tick_lets_it_commit_and_logs_no_failed_job(
+    engine, clock, signer, caplog
+):
+    """APScheduler cancels the jobs under way when it shuts down and logs each as failed,
+    with its stack; the tick it was running must finish its transaction instead."""
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowSecondWrite(GroupCommit):
+        def _write(self, works, urgent):  # type: ignore[no-untyped-def]
+            if self.transactions >= 1:  # the start's kicked tick passes, the scheduler's waits
+                entered.set()
+                release.wait(10)
+            return super()._write(works, urgent)
+
+    settings = msgspec.structs.replace(LOOPBACK, poll_interval_s=0.05)
+    worker = make_worker(engine, clock, signer, settings=settings, commits=SlowSecondWrite(engine))
+    caplog.set_level(logging.INFO)
+    worker.start()
+    assert await anyio.to_thread.run_sync(entered.wait, 10), "no scheduled tick started"
+    closing = asyncio.get_running_loop().create_task(worker.aclose(grace_s=10))
+    await asyncio.sleep(0.2)
+    assert not closing.done(), "aclose must wait for the tick's transaction"
+    release.set()
+    await asyncio.wait_for(closing, 20)
+    assert worker.commits.transactions >= 2  # the scheduled tick committed
+    failed = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert failed == [], [r.getMessage() for r in failed]
