@@ -28,6 +28,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -113,7 +114,29 @@ async def _post_many(client: httpx.AsyncClient, url: str, count: int, concurrenc
 
 
 def transports(base: str, count: int) -> dict[str, float]:
+    """CPU per POST: httpx's own transport, httpx over `httpx-aiohttp` (if installed; the
+    bridge's sender until session 4), and the bridge's `CallbackSender` (aiohttp)."""
+    from dci_bridge.delivery.sender import CallbackSender
+
     results: dict[str, float] = {}
+    body = b'{"header":{},"message":{}}' * 20
+
+    async def sender_run() -> float:
+        sender = CallbackSender(allow_private=True, max_connections=64)
+        queue = iter(range(count))
+
+        async def one(urls: Any) -> None:
+            for _ in urls:
+                assert (await sender.post(base + "/cb", body)).ok
+
+        try:
+            await asyncio.gather(*(one(range(200 // 32 + 1)) for _ in range(32)))
+            cpu = time.process_time()
+            await asyncio.gather(*(one(queue) for _ in range(32)))
+            return (time.process_time() - cpu) / count * 1000
+        finally:
+            await sender.aclose()
+
     kinds = ["httpx"]
     try:
         import httpx_aiohttp  # noqa: F401
@@ -137,6 +160,7 @@ def transports(base: str, count: int) -> dict[str, float]:
                 return (time.process_time() - cpu) / count * 1000
 
         results[kind] = asyncio.run(run())
+    results["bridge sender"] = asyncio.run(sender_run())
     return results
 
 
@@ -301,21 +325,20 @@ def async_load(base: str, receiver: str, arrivals: Path, rate: float, seconds: f
         ).encode()
 
     async def run() -> None:
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-        try:
-            from httpx_aiohttp import HttpxAiohttpClient
+        import aiohttp  # the cheapest client here: the load generator shares the cores
 
-            client: httpx.AsyncClient = HttpxAiohttpClient(limits=limits, timeout=30)
-        except ImportError:
-            client = httpx.AsyncClient(limits=limits, timeout=30)
         headers = {"Content-Type": "application/json"}
+        client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256), timeout=aiohttp.ClientTimeout(total=30)
+        )
 
         async def one() -> None:
             started = time.perf_counter()
-            response = await client.post(base + "/registry/search", content=body(), headers=headers)
+            async with client.post(base + "/registry/search", data=body(), headers=headers) as r:
+                answer = await r.read()
             took = (time.perf_counter() - started) * 1000
-            assert response.status_code == 200, response.text[:200]
-            acks[response.json()["message"]["correlation_id"]] = time.time()
+            assert r.status == 200, answer[:200]
+            acks[json.loads(answer)["message"]["correlation_id"]] = time.time()
             ack_ms.append(took)
 
         async with client:
@@ -372,9 +395,9 @@ def main() -> None:
             costs = transports(receiver_url, args.transport_requests)
             for kind, ms in costs.items():
                 print(f"   {kind:<14} {ms:.3f} ms CPU/request")
-            if len(costs) == 2:
-                ratio = costs["httpx-aiohttp"] / costs["httpx"]
-                print(f"   ratio httpx-aiohttp / httpx: {ratio:.2f}")
+            for kind in costs:
+                if kind != "httpx":
+                    print(f"   ratio {kind} / httpx: {costs[kind] / costs['httpx']:.2f}")
         if 2 in parts:
             print(f"2. worker: {args.callbacks} signed callbacks from a SQLite outbox")
             rate, cpu_ms = worker_throughput(receiver_url, args.callbacks, workdir)
