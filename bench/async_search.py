@@ -35,37 +35,6 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-RECEIVER = r"""
-import sys, time, json
-arrivals = open(sys.argv[2], "a", buffering=1)
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            event = await receive()
-            kind = event["type"].split(".")[-1]
-            await send({"type": f"lifespan.{kind}.complete"})
-            if kind == "shutdown":
-                return
-    body = b""
-    while True:
-        event = await receive()
-        body += event.get("body", b"")
-        if not event.get("more_body"):
-            break
-    if arrivals is not None and body[:1] == b"{":
-        try:
-            corr = json.loads(body)["message"]["correlation_id"]
-            arrivals.write(f"{corr} {time.time():.6f}\n")
-        except Exception:
-            pass
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": b'{"message":{"ack_status":"ACK"}}'})
-import uvicorn
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="error",
-            access_log=False, http="httptools", loop="uvloop")
-"""
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -85,7 +54,8 @@ def wait_port(port: int, timeout_s: float = 60.0) -> None:
 
 def start_receiver(arrivals: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port), str(arrivals)])
+    script = str(ROOT / "bench" / "loopback_receiver.py")
+    proc = subprocess.Popen([sys.executable, script, str(port), str(arrivals)])
     wait_port(port)
     return proc, f"http://127.0.0.1:{port}"
 
@@ -361,8 +331,9 @@ def async_load(base: str, receiver: str, arrivals: Path, rate: float, seconds: f
     while time.monotonic() < deadline:
         arrived = {}
         for line in arrivals.read_text().splitlines():
-            corr, at = line.split()
-            arrived.setdefault(corr, float(at))
+            at, _, action, corr, _ = line.split()
+            if action == "on-search":
+                arrived.setdefault(corr, float(at))
         if all(c in arrived for c in acks):
             break
         time.sleep(0.2)

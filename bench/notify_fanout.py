@@ -59,34 +59,6 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-RECEIVER = r"""
-import sys, time
-arrivals = open(sys.argv[2], "a", buffering=1)
-ACK = b'{"message":{"ack_status":"ACK","timestamp":"2026-11-23T10:00:00Z","correlation_id":"c"}}'
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            kind = (await receive())["type"].split(".")[-1]
-            await send({"type": f"lifespan.{kind}.complete"})
-            if kind == "shutdown":
-                return
-    body = b""
-    while True:
-        event = await receive()
-        body += event.get("body", b"")
-        if not event.get("more_body"):
-            break
-    if b'"action":"notify"' in body:
-        arrivals.write(f"{time.monotonic():.6f} {scope['path']}\n")
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": ACK})
-import uvicorn
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="error",
-            access_log=False, http="httptools", loop="uvloop")
-"""
-
-
 class Receiver:
     """The loopback subscriber endpoint, in its own process; `notifies()` reads what came."""
 
@@ -94,9 +66,8 @@ class Receiver:
         self.arrivals = Path(workdir) / "arrivals.txt"
         self.arrivals.touch()
         port = free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", RECEIVER, str(port), str(self.arrivals)]
-        )
+        script = str(Path(__file__).resolve().parent / "loopback_receiver.py")
+        self.proc = subprocess.Popen([sys.executable, script, str(port), str(self.arrivals)])
         self.base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
@@ -108,7 +79,8 @@ class Receiver:
 
     def notifies(self) -> list[float]:
         """Arrival times (time.monotonic, the same clock in every process) of the notifies."""
-        return [float(line.split()[0]) for line in self.arrivals.read_text().splitlines()]
+        lines = (line.split() for line in self.arrivals.read_text().splitlines())
+        return [float(fields[1]) for fields in lines if fields[2] == "notify"]
 
     def close(self) -> None:
         self.proc.terminate()

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 import httpx
 import msgspec
 
+from dci_bridge.ops.asgi import read_body
 from dci_bridge.upstream.simulator import (
     SEARCH_CLIENT,
     WEBHOOK_CLIENT,
@@ -102,12 +103,7 @@ class WebhookReceiver:
                 else:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await read_body(receive) or b""
         query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.received.append(Received(scope["method"], scope["path"], query, headers, body))

@@ -25,6 +25,7 @@ from dci_bridge.cli._common import settings_from_env as _settings
 from dci_bridge.clock import SystemClock, isoformat_z
 from dci_bridge.crypto import KeySet, KeyStore, signature_key_id, verify_envelope
 from dci_bridge.errors import DciError
+from dci_bridge.ops.asgi import read_body
 from dci_bridge.protocol.codec import decode_raw_envelope
 from dci_bridge.settings import ENV_PREFIX, Settings
 
@@ -120,14 +121,7 @@ class ReceiverApp:
                     return
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            event = await receive()
-            body += event.get("body", b"")
-            if not event.get("more_body"):
-                break
-            if len(body) > 16 * 1024 * 1024:
-                break
+        body = await read_body(receive, limit=16 * 1024 * 1024) or b""
         line, decoded = describe(scope["path"], body, self.source)
         click.echo(line)
         if self.show_body and decoded:

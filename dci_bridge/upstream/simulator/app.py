@@ -25,6 +25,7 @@ import httpx
 import msgspec
 
 from dci_bridge.clock import isoformat_z
+from dci_bridge.ops.asgi import read_body
 from dci_bridge.records.seed_fhir import location_resource
 from dci_bridge.upstream.simulator import v2
 from dci_bridge.upstream.simulator.config import Faults, SimClient, SimulatorConfig
@@ -135,13 +136,7 @@ class OpenCrvsSimulator:
             return
         if scope["type"] != "http":
             return
-        chunks = []
-        more = True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        request = Request(scope, b"".join(chunks))
+        request = Request(scope, await read_body(receive) or b"")
         try:
             response = await self.handle(request)
         except Exception:  # the simulator answers like a crashed gateway, never with a trace
