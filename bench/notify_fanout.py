@@ -44,7 +44,7 @@ from dci_bridge.db.engine import migrate
 from dci_bridge.records.mapped import RecordEvent
 from dci_bridge.settings import Settings
 from tests.security_support import DciTestClient
-from tests.servers import free_port, serve_asgi
+from tests.servers import free_port, serve_asgi, wait_until_serving
 from tests.subscriptions_support import (
     SHA_SECRET,
     bundles_of,
@@ -181,14 +181,7 @@ def bridge_process(env: dict[str, str]) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, "the bridge exited"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "the bridge did not become ready"
-            time.sleep(0.1)
+        wait_until_serving(f"{base}/ready", proc)
         yield base
     finally:
         proc.terminate()

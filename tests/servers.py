@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import uvicorn
 
 
@@ -47,3 +49,29 @@ def serve_asgi(app: Any, *, port: int | None = None, timeout_s: float = 20.0) ->
     finally:
         server.should_exit = True
         thread.join(timeout_s)
+
+
+def wait_until_serving(
+    url: str,
+    proc: subprocess.Popen[Any],
+    *,
+    timeout_s: float = 180.0,
+    exited: Callable[[], str] | None = None,
+) -> None:
+    """Poll `url` (a started bridge's `/ready` or `/health`) until it answers 200.
+
+    Fails at once if `proc` exits (with `exited()`, e.g. the end of its log, in the
+    message), and after `timeout_s`: generous, because importing the app on a loaded 2-core
+    machine has taken a minute.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            detail = exited() if exited is not None else ""
+            raise RuntimeError(f"the process exited with {proc.returncode} {detail}".strip())
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer 200 within {timeout_s:g} s")
+        time.sleep(0.1)

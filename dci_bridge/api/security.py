@@ -45,21 +45,15 @@ def security_of(request: Request[Any, Any, Any]) -> SecurityService:
     return state.security
 
 
-async def admit(
-    request: Request[Any, Any, Any], *, scope: str, encryption: bool = True
-) -> Admission:
+async def admit(request: Request[Any, Any, Any], *, scope: str) -> Admission:
     """Admit a registry request or raise the DCI error that refuses it (see
     `SecurityService.admit`): token and scope, envelope, sender, signature, replay guard,
-    decryption. Call it first in the handler, after the Content-Type check.
-
-    `encryption=False`: refuse encrypted messages (the async txn status, whose callback is
-    not encrypted yet)."""
+    decryption. Call it first in the handler, after the Content-Type check."""
     security = security_of(request)
     return await security.admit(
         request.headers.get("authorization"),
         await request.body(),
         scope=scope,
-        encryption=encryption,
     )
 
 

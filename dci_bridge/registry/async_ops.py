@@ -253,6 +253,9 @@ class AsyncOperations:
         def write(conn: sa.Connection) -> None:
             callback_header, response = self._status(conn, header, request, correlation_id)
             message = encode(response) if response is not None else None
+            if message is not None and header.is_msg_encrypted:
+                # an encrypted request gets an encrypted answer: the worker encrypts at send
+                callback_header = msgspec.structs.replace(callback_header, is_msg_encrypted=True)
             _insert_transaction(
                 conn,
                 correlation_id=correlation_id,

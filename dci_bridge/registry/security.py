@@ -290,12 +290,8 @@ class SecurityService:
         body: bytes,
         *,
         scope: str,
-        encryption: bool = True,
     ) -> Admission:
-        """Check a registry request end to end (see the module docstring); raises `DciError`.
-
-        `encryption=False` refuses encrypted messages (`err.encryption.invalid`): for
-        endpoints whose answers cannot be encrypted yet (async callbacks)."""
+        """Check a registry request end to end (see the module docstring); raises `DciError`."""
         claims = None
         if self.enabled:
             self.refresh_keys()
@@ -325,10 +321,6 @@ class SecurityService:
         verified = verify_envelope(raw.signature, raw.header, raw.message, keys, clock=self.clock)
         await self.replay.accept(sender.sender_id, header.message_id, header.message_ts)
         message = bytes(raw.message)
-        if header.is_msg_encrypted and not encryption:
-            raise EncryptionError(
-                "encrypted messages are accepted on the sync endpoints only", path="$.header"
-            )
         if header.is_msg_encrypted:
             if keys.encryption_key() is None:
                 raise EncryptionError(

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-import httpx
 import pytest
 
-from tests.servers import free_port
+from tests.servers import free_port, wait_until_serving
 
 pytestmark = pytest.mark.slow
 
@@ -87,18 +86,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(output.read_text(encoding="utf-8")[-3000:])
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the demo did not become ready"
-            time.sleep(0.2)
+        wait_until_serving(
+            f"{base}/ready", proc, exited=lambda: output.read_text(encoding="utf-8")[-3000:]
+        )
         # the demo subscribes its webhook at the simulator in the background once it serves
+        deadline = time.monotonic() + 180
         while "# notify demo: the simulated OpenCRVS sends" not in output.read_text("utf-8"):
             assert proc.poll() is None, output.read_text(encoding="utf-8")[-3000:]
             assert time.monotonic() < deadline, "the demo did not subscribe its webhook"

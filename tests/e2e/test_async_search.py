@@ -286,6 +286,35 @@ def test_txn_status_reports_the_search_sync_and_async(bridge: Bridge, known: Kno
     assert answer["message"]["txnstatus_response"]["txn_status"]["transaction_id"] == txn
 
 
+def test_an_encrypted_txn_status_gets_an_encrypted_signed_txn_on_status(
+    bridge: Bridge, known: KnownPersons
+):
+    sender = bridge.sender
+    assert sender.enc_key is not None
+    ours = KeySet.from_jwks(httpx.get(bridge.base + "/.well-known/jwks.json").content)
+    bridge_key = ours.encryption_key()
+    assert bridge_key is not None
+    body = search_envelope(bridge, item("idtype-value", {"type": "BRN", "value": known.child_brn}))
+    searched = acked(bridge.post("/registry/search", body))
+    bridge.callbacks("on-search")
+
+    request = txn_status_envelope(bridge, "correlation_id", searched)
+    request["header"]["is_msg_encrypted"] = True
+    request["message"] = encrypt_message(compact(request["message"]), bridge_key)
+    status_correlation = acked(bridge.post("/registry/txn/status", request))
+
+    [raw] = bridge.callbacks("txn-on-status")
+    assert searched.encode() not in raw  # the status names the search only inside the JWE
+    answer = bridge.verified(raw)  # signed over the encrypted message, as sent
+    assert answer["header"]["is_msg_encrypted"] is True
+    assert answer["message"]["header"]["kid"] == sender.enc_key.kid
+    plain = msgspec.json.decode(
+        decrypt_message(answer["message"], {sender.enc_key.kid: sender.enc_key})
+    )
+    assert plain["correlation_id"] == status_correlation
+    assert plain["txnstatus_response"]["txn_status"]["correlation_id"] == searched
+
+
 def test_txn_status_by_subscription_codes(bridge: Bridge):
     subscribe = subscribe_envelope(
         sender_id="spp.example.org",

@@ -31,7 +31,7 @@ from dci_bridge.registry.audit import AuditFilter, read_events
 from tests.delivery_receivers import RecordingReceiver
 from tests.e2e.conftest import SEED, envelope, item, sender_for
 from tests.security_support import DciTestClient
-from tests.servers import free_port, serve_asgi
+from tests.servers import free_port, serve_asgi, wait_until_serving
 from tests.subscriptions_support import (
     SHA_SECRET,
     bundles_of,
@@ -74,18 +74,8 @@ def _start(
             stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"replica exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError("replica did not become ready")
-        time.sleep(0.1)
+    wait_until_serving(f"{base}/ready", proc, exited=lambda: log.read_text()[-2000:])
+    return proc, base
 
 
 @contextlib.contextmanager

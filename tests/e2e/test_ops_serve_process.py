@@ -29,26 +29,15 @@ from dci_bridge.registry.audit import AuditFilter, read_events
 from tests.delivery_receivers import RecordingReceiver
 from tests.e2e.conftest import SEED, envelope, item, sender_for
 from tests.security_support import DciTestClient
-from tests.servers import free_port, serve_asgi
+from tests.servers import free_port, serve_asgi, wait_until_serving
 
 pytestmark = pytest.mark.slow
 TERMINATED = (0, -signal.SIGTERM)
 """uvicorn re-raises SIGTERM after a clean shutdown, so the exit status says "terminated"."""
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
-    # generous: two workers importing the app on a loaded 2-core machine took ~60 s
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError("server did not become ready")
+def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
+    wait_until_serving(f"{base}/ready", proc)
 
 
 @pytest.fixture

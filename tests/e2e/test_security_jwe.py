@@ -164,13 +164,6 @@ def test_a_sender_without_an_encryption_key_cannot_ask_for_encryption(bridge: Br
     assert "encryption key" in error["errors"][0]["message"]
 
 
-def test_async_txn_status_refuses_encrypted_messages(bridge: Bridge):
-    # async search answers encrypted requests with encrypted callbacks (test_async_search)
-    jwe = encrypt_message(compact(_search("x")), _bridge_enc_key(bridge.url))
-    response = _send(bridge.url, bridge.sender, jwe, path="/registry/txn/status")
-    assert_dci_error(response, 400, "err.encryption.invalid", style="async")
-
-
 def test_an_encrypted_message_not_flagged_is_a_schema_error(bridge: Bridge):
     jwe = encrypt_message(compact(_search("x")), _bridge_enc_key(bridge.url))
     response = _send(bridge.url, bridge.sender, jwe, encrypted=False)

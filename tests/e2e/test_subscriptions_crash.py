@@ -23,7 +23,7 @@ from dci_bridge.db.engine import migrate
 from dci_bridge.records.mapped import RecordEvent
 from tests.delivery_receivers import RecordingReceiver
 from tests.security_support import DciTestClient
-from tests.servers import free_port, serve_asgi
+from tests.servers import free_port, serve_asgi, wait_until_serving
 from tests.subscriptions_support import (
     SHA_SECRET,
     bundles_of,
@@ -84,18 +84,8 @@ class BridgeProcess:
             stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self, timeout_s: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the bridge exited with {self.proc.returncode}")
-            try:
-                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("the bridge did not start")
+    def wait_ready(self) -> None:
+        wait_until_serving(f"{self.base}/health", self.proc)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

@@ -91,7 +91,7 @@ class AsyncController(Controller):
     async def txn_status(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         require_json(request)
         state: BridgeState = request.app.state.bridge
-        admission = await admit(request, scope=SCOPE_TXN_STATUS, encryption=False)
+        admission = await admit(request, scope=SCOPE_TXN_STATUS)  # encrypted: the answer too
         header = admission.header
         note_message(request, header)
         message = decode_action(header, admission.message, "txn-status")

@@ -24,7 +24,7 @@ from dci_bridge.db.engine import begin_write, create_sync_engine, migrate
 from dci_bridge.delivery import outbox
 from dci_bridge.delivery.outbox import NewJob
 from tests.delivery_receivers import RecordingReceiver, raw_server
-from tests.servers import free_port, serve_asgi
+from tests.servers import free_port, serve_asgi, wait_until_serving
 
 pytestmark = pytest.mark.slow
 
@@ -106,18 +106,12 @@ class BridgeProcess:
             stderr=subprocess.PIPE,
         )
 
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(self.proc.stderr.read().decode()[-2000:])  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("bridge did not start")
+    def wait_ready(self) -> None:
+        wait_until_serving(
+            f"http://127.0.0.1:{self.port}/health",
+            self.proc,
+            exited=lambda: self.proc.stderr.read().decode()[-2000:],  # type: ignore[union-attr]
+        )
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
