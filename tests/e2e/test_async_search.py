@@ -164,27 +164,38 @@ def test_a_one_message_answer_is_committed_with_the_ack(bridge: Bridge, known: K
     assert bridge.verified(raw)["header"]["message_id"] == jobs[0].message_id
 
 
-def test_an_encrypted_search_gets_an_encrypted_signed_on_search(
-    bridge: Bridge, known: KnownPersons
-):
-    sender = bridge.sender
-    assert sender.enc_key is not None
+def encrypted_for_the_bridge(bridge: Bridge, body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with its message encrypted to the bridge's `use: enc` key (JWKS), flagged."""
+    assert bridge.sender.enc_key is not None  # the sender can be answered encrypted
     ours = KeySet.from_jwks(httpx.get(bridge.base + "/.well-known/jwks.json").content)
     bridge_key = ours.encryption_key()
     assert bridge_key is not None
-    body = search_envelope(bridge, item("idtype-value", {"type": "BRN", "value": known.child_brn}))
     body["header"]["is_msg_encrypted"] = True
     body["message"] = encrypt_message(compact(body["message"]), bridge_key)
-    correlation_id = acked(bridge.post("/registry/search", body))
+    return body
+
+
+def decrypted_answer(bridge: Bridge, raw: bytes) -> dict[str, Any]:
+    """The plain message of an encrypted callback, after checking its signature (made over
+    the encrypted message, as sent) and that it was encrypted to the sender's key."""
+    key = bridge.sender.enc_key
+    assert key is not None
+    answer = bridge.verified(raw)
+    assert answer["header"]["is_msg_encrypted"] is True
+    assert answer["message"]["header"]["kid"] == key.kid
+    plain: dict[str, Any] = msgspec.json.decode(decrypt_message(answer["message"], {key.kid: key}))
+    return plain
+
+
+def test_an_encrypted_search_gets_an_encrypted_signed_on_search(
+    bridge: Bridge, known: KnownPersons
+):
+    body = search_envelope(bridge, item("idtype-value", {"type": "BRN", "value": known.child_brn}))
+    correlation_id = acked(bridge.post("/registry/search", encrypted_for_the_bridge(bridge, body)))
 
     [raw] = bridge.callbacks("on-search")
     assert known.child_brn.encode() not in raw
-    answer = bridge.verified(raw)  # signed over the encrypted message, as sent
-    assert answer["header"]["is_msg_encrypted"] is True
-    assert answer["message"]["header"]["kid"] == sender.enc_key.kid
-    plain = msgspec.json.decode(
-        decrypt_message(answer["message"], {sender.enc_key.kid: sender.enc_key})
-    )
+    plain = decrypted_answer(bridge, raw)
     assert plain["correlation_id"] == correlation_id
     [found] = plain["search_response"]
     assert found["status"] == "succ"
@@ -289,28 +300,17 @@ def test_txn_status_reports_the_search_sync_and_async(bridge: Bridge, known: Kno
 def test_an_encrypted_txn_status_gets_an_encrypted_signed_txn_on_status(
     bridge: Bridge, known: KnownPersons
 ):
-    sender = bridge.sender
-    assert sender.enc_key is not None
-    ours = KeySet.from_jwks(httpx.get(bridge.base + "/.well-known/jwks.json").content)
-    bridge_key = ours.encryption_key()
-    assert bridge_key is not None
     body = search_envelope(bridge, item("idtype-value", {"type": "BRN", "value": known.child_brn}))
     searched = acked(bridge.post("/registry/search", body))
     bridge.callbacks("on-search")
 
     request = txn_status_envelope(bridge, "correlation_id", searched)
-    request["header"]["is_msg_encrypted"] = True
-    request["message"] = encrypt_message(compact(request["message"]), bridge_key)
-    status_correlation = acked(bridge.post("/registry/txn/status", request))
+    encrypted = encrypted_for_the_bridge(bridge, request)
+    status_correlation = acked(bridge.post("/registry/txn/status", encrypted))
 
     [raw] = bridge.callbacks("txn-on-status")
     assert searched.encode() not in raw  # the status names the search only inside the JWE
-    answer = bridge.verified(raw)  # signed over the encrypted message, as sent
-    assert answer["header"]["is_msg_encrypted"] is True
-    assert answer["message"]["header"]["kid"] == sender.enc_key.kid
-    plain = msgspec.json.decode(
-        decrypt_message(answer["message"], {sender.enc_key.kid: sender.enc_key})
-    )
+    plain = decrypted_answer(bridge, raw)
     assert plain["correlation_id"] == status_correlation
     assert plain["txnstatus_response"]["txn_status"]["correlation_id"] == searched
 
@@ -352,28 +352,18 @@ def test_txn_status_by_subscription_codes(bridge: Bridge):
 
 
 def test_an_encrypted_subscribe_gets_an_encrypted_signed_on_subscribe(bridge: Bridge):
-    sender = bridge.sender
-    assert sender.enc_key is not None
-    ours = KeySet.from_jwks(httpx.get(bridge.base + "/.well-known/jwks.json").content)
-    bridge_key = ours.encryption_key()
-    assert bridge_key is not None
     body = subscribe_envelope(
         sender_id="spp.example.org",
         sender_uri=bridge.callback.replace("on-search", "on-subscribe"),
     )
-    body["header"]["is_msg_encrypted"] = True
     transaction_id = body["message"]["transaction_id"]
-    body["message"] = encrypt_message(compact(body["message"]), bridge_key)
-    correlation_id = acked(bridge.post("/registry/subscribe", body))
+    correlation_id = acked(
+        bridge.post("/registry/subscribe", encrypted_for_the_bridge(bridge, body))
+    )
 
     [raw] = bridge.callbacks("on-subscribe")
     assert transaction_id.encode() not in raw
-    answer = bridge.verified(raw)  # signed over the encrypted message, as sent
-    assert answer["header"]["is_msg_encrypted"] is True
-    assert answer["message"]["header"]["kid"] == sender.enc_key.kid
-    plain = msgspec.json.decode(
-        decrypt_message(answer["message"], {sender.enc_key.kid: sender.enc_key})
-    )
+    plain = decrypted_answer(bridge, raw)
     assert plain["transaction_id"] == transaction_id
     assert plain["correlation_id"] == correlation_id
     [answered] = plain["subscribe_response"]
