@@ -40,7 +40,7 @@ _DECODE = msgspec.json.Decoder(_Envelope)
 
 def make_app(arrivals: Any) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = await read_body(receive) or b""
+        body = await read_body(receive)
         try:
             envelope = _DECODE.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError):

@@ -44,7 +44,7 @@ from dci_bridge.db.engine import migrate
 from dci_bridge.records.mapped import RecordEvent
 from dci_bridge.settings import Settings
 from tests.security_support import DciTestClient
-from tests.servers import free_port, serve_asgi, wait_until_serving
+from tests.servers import free_port, serve_asgi, stop_process, wait_until_serving
 from tests.subscriptions_support import (
     SHA_SECRET,
     bundles_of,
@@ -184,12 +184,7 @@ def bridge_process(env: dict[str, str]) -> Iterator[str]:
         wait_until_serving(f"{base}/ready", proc)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 def subscribe(client: httpx.Client, base: str, uri: str, event: str, n: int) -> None:

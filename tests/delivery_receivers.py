@@ -43,7 +43,7 @@ class RecordingReceiver:
                 elif event["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        body = await read_body(receive) or b""
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         with self.lock:
             self.received.append(Received(scope["path"], body, headers, time.monotonic()))

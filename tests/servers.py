@@ -75,3 +75,15 @@ def wait_until_serving(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} did not answer 200 within {timeout_s:g} s")
         time.sleep(0.1)
+
+
+def stop_process(proc: subprocess.Popen[Any], *, grace_s: float = 30.0) -> None:
+    """SIGTERM `proc` (if it still runs) and wait up to `grace_s` for its clean shutdown;
+    then SIGKILL it."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

@@ -103,7 +103,7 @@ class WebhookReceiver:
                 else:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        body = await read_body(receive) or b""
+        body = await read_body(receive)
         query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.received.append(Received(scope["method"], scope["path"], query, headers, body))

@@ -121,7 +121,7 @@ class ReceiverApp:
                     return
         if scope["type"] != "http":
             return
-        body = await read_body(receive, limit=16 * 1024 * 1024) or b""
+        body = await read_body(receive, limit=16 * 1024 * 1024)
         line, decoded = describe(scope["path"], body, self.source)
         click.echo(line)
         if self.show_body and decoded:

@@ -105,8 +105,9 @@ class WriterLock:
             self.release()
 
 
-_FILE_WRITERS: dict[str, WriterLock] = {}
-"""One writer lock per SQLite database (resolved file path, or the URL for in-memory)."""
+_FILE_WRITERS: weakref.WeakValueDictionary[str, WriterLock] = weakref.WeakValueDictionary()
+"""One writer lock per SQLite database (resolved file path, or the URL for in-memory), for
+as long as an engine on it exists."""
 _ENGINE_WRITERS: weakref.WeakKeyDictionary[sa.Engine, WriterLock] = weakref.WeakKeyDictionary()
 _WRITERS_GUARD = threading.Lock()
 

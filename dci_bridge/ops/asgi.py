@@ -10,17 +10,15 @@ __all__ = ["read_body"]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
-async def read_body(receive: Receive, *, limit: int | None = None) -> bytes | None:
-    """The whole body of an ASGI HTTP request, or None as soon as it grows past `limit`
-    bytes (the rest is not read)."""
+async def read_body(receive: Receive, *, limit: int | None = None) -> bytes:
+    """The whole body of an ASGI HTTP request. With `limit`, reading stops once the body has
+    grown past it, and what was read so far is returned."""
     chunks: list[bytes] = []
     size = 0
     while True:
         event = await receive()
         chunk = event.get("body", b"")
-        size += len(chunk)
-        if limit is not None and size > limit:
-            return None
         chunks.append(chunk)
-        if not event.get("more_body"):
+        size += len(chunk)
+        if not event.get("more_body") or (limit is not None and size > limit):
             return b"".join(chunks)

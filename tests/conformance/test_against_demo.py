@@ -23,7 +23,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from tests.servers import free_port, wait_until_serving
+from tests.servers import free_port, stop_process, wait_until_serving
 
 pytestmark = pytest.mark.slow
 
@@ -98,12 +98,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         simulator = f"http://127.0.0.1:{port + 1}"
         yield Demo(base, simulator, receiver_port, root / "data", output, env)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 def _existing_brn(demo: Demo) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port
+from tests.servers import free_port, stop_process
 
 _READERS: dict[int, threading.Thread] = {}
 
@@ -70,12 +70,7 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
     yield started
     for process in reversed(started):
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace_s=20)
         if process.stdout is not None:
             _READERS[process.pid].join(timeout=10)
             process.stdout.close()

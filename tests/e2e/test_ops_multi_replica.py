@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ from dci_bridge.registry.audit import AuditFilter, read_events
 from tests.delivery_receivers import RecordingReceiver
 from tests.e2e.conftest import SEED, envelope, item, sender_for
 from tests.security_support import DciTestClient
-from tests.servers import free_port, serve_asgi, wait_until_serving
+from tests.servers import free_port, serve_asgi, stop_process, wait_until_serving
 from tests.subscriptions_support import (
     SHA_SECRET,
     bundles_of,
@@ -96,14 +95,10 @@ def _two_replicas(
                 bases.append(base)
             yield bases, receiver_base
         finally:
+            for proc in procs:  # both shut down at once, then each is waited for
+                proc.terminate()
             for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
+                stop_process(proc)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from dci_bridge.db.engine import migrate
 from dci_bridge.records.mapped import RecordEvent
 from tests.delivery_receivers import RecordingReceiver
 from tests.security_support import DciTestClient
-from tests.servers import free_port, serve_asgi, wait_until_serving
+from tests.servers import free_port, serve_asgi, stop_process, wait_until_serving
 from tests.subscriptions_support import (
     SHA_SECRET,
     bundles_of,
@@ -92,12 +92,7 @@ class BridgeProcess:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.proc)
         self.log.close()
 
 

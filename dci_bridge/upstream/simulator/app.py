@@ -136,7 +136,7 @@ class OpenCrvsSimulator:
             return
         if scope["type"] != "http":
             return
-        request = Request(scope, await read_body(receive) or b"")
+        request = Request(scope, await read_body(receive))
         try:
             response = await self.handle(request)
         except Exception:  # the simulator answers like a crashed gateway, never with a trace

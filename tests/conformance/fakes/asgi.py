@@ -45,7 +45,7 @@ class App:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = await read_body(receive) or b""
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         request = Request(scope["method"], scope["path"], headers, body)
         handler = self.routes.get((request.method, request.path))

@@ -24,7 +24,7 @@ from dci_bridge.db.engine import begin_write, create_sync_engine, migrate
 from dci_bridge.delivery import outbox
 from dci_bridge.delivery.outbox import NewJob
 from tests.delivery_receivers import RecordingReceiver, raw_server
-from tests.servers import free_port, serve_asgi, wait_until_serving
+from tests.servers import free_port, serve_asgi, stop_process, wait_until_serving
 
 pytestmark = pytest.mark.slow
 
@@ -118,12 +118,7 @@ class BridgeProcess:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.proc)
         if self.proc.stderr:
             self.proc.stderr.close()
 
