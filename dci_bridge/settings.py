@@ -58,6 +58,9 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Path prefix in front of the DCI endpoints (the standard leaves it to the deployment)."""
     graceful_timeout_s: Annotated[int, Meta(ge=0)] = 20
     """On SIGTERM: seconds to let in-flight requests finish before they are cut off."""
+    fast_routes: bool = True
+    """Answer the hottest route (`POST /registry/sync/search`) before the web framework's
+    router: the same answers for about 0.1 ms less CPU per request (false: route it too)."""
 
 
 class SearchSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -19,9 +19,11 @@ from dci_bridge import __version__
 from dci_bridge.api.controllers.admin import AdminController
 from dci_bridge.api.controllers.async_ops import AsyncController
 from dci_bridge.api.controllers.opencrvs import OpencrvsV2HookController, OpencrvsWebhookController
-from dci_bridge.api.controllers.search import SearchController
+from dci_bridge.api.controllers.search import SearchController, answer_sync_search
 from dci_bridge.api.controllers.subscribe import SubscribeController
 from dci_bridge.api.errors import handle_dci_error, handle_http_exception, handle_unexpected
+from dci_bridge.api.fastpath import FastRoute
+from dci_bridge.api.fastpath import install as install_fast_routes
 from dci_bridge.api.observe import install as install_observer
 from dci_bridge.api.openapi import openapi_text
 from dci_bridge.api.operations import database_check, metrics_endpoint, ready
@@ -164,8 +166,16 @@ def create_app(
         debug=False,
         logging_config=None,  # the process configures logging (cli), not the app
     )
+    if settings.server.fast_routes:
+        install_fast_routes(app, _fast_routes(), max_body=settings.server.max_body_bytes)
     install_observer(app, metrics_enabled=settings.metrics.enabled)
     return app
+
+
+def _fast_routes() -> dict[str, FastRoute]:
+    """The routes answered before Litestar's router (api/fastpath.py), by path."""
+    search = FastRoute("/registry/sync/search", answer_sync_search, style="sync")
+    return {search.path: search}
 
 
 async def _start_delivery(

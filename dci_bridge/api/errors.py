@@ -83,20 +83,6 @@ def error_body(
     return body
 
 
-def error_response(
-    error: DciError,
-    *,
-    style: str,
-    registry_id: str,
-    receiver_id: str | None = None,
-    action: str = "on-search",
-) -> Response[bytes]:
-    body = error_body(
-        error, style=style, registry_id=registry_id, receiver_id=receiver_id, action=action
-    )
-    return Response(encode(body), status_code=error.http_status, media_type="application/json")
-
-
 def _style(request: Request[Any, Any, Any]) -> str:
     handler = request.scope.get("route_handler")
     style = handler.opt.get("dci_style") if handler is not None else None
@@ -115,14 +101,23 @@ def _registry_id(request: Request[Any, Any, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
+def dci_error_parts(
+    exc: DciError, *, style: str, registry_id: str, action: str = "on-search"
+) -> tuple[int, bytes, list[tuple[str, str]]]:
+    """Status, body and extra headers of the answer to a `DciError`."""
+    body = error_body(exc, style=style, registry_id=registry_id, action=action)
+    headers = []
+    if exc.code == "err.request.unauthorized":  # RFC 6750 section 3
+        headers.append(("WWW-Authenticate", 'Bearer error="invalid_token"'))
+    return exc.http_status, encode(body), headers
+
+
 def handle_dci_error(request: Request[Any, Any, Any], exc: DciError) -> Response[bytes]:
     log.info("request rejected", extra={"code": exc.code, "path": request.url.path})
-    response = error_response(
+    status, body, headers = dci_error_parts(
         exc, style=_style(request), registry_id=_registry_id(request), action=_action(request)
     )
-    if exc.code == "err.request.unauthorized":  # RFC 6750 section 3
-        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-    return response
+    return Response(body, status_code=status, media_type="application/json", headers=dict(headers))
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -148,10 +143,15 @@ def _http_message(status: int, exc: HTTPException) -> str:
     return str(exc.detail)[:200] if exc.detail else "bad request"
 
 
+def unexpected_parts(*, style: str, registry_id: str) -> tuple[int, bytes]:
+    """Status and body of the answer to an unexpected exception (logged by the caller)."""
+    error = DciError("the service could not process the request", code="err.service.unavailable")
+    return 503, encode(error_body(error, style=style, registry_id=registry_id))
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.error(
         "unexpected error", extra={"path": request.url.path, "error_type": type(exc).__name__}
     )
-    error = DciError("the service could not process the request", code="err.service.unavailable")
-    body = error_body(error, style=_style(request), registry_id=_registry_id(request))
-    return Response(encode(body), status_code=503, media_type="application/json")
+    status, body = unexpected_parts(style=_style(request), registry_id=_registry_id(request))
+    return Response(body, status_code=status, media_type="application/json")

@@ -27,7 +27,12 @@ _STATE_KEY = "dci_message"
 
 def note_message(request: Request[Any, Any, Any], header: Any) -> None:
     """Remember the DCI header's ids for the access log (any struct with these fields)."""
-    request.scope["state"][_STATE_KEY] = (
+    remember_message(request.scope["state"], header)
+
+
+def remember_message(state: dict[str, Any], header: Any) -> None:
+    """`note_message` given the request scope's `state`."""
+    state[_STATE_KEY] = (
         getattr(header, "message_id", None),
         getattr(header, "sender_id", None),
         getattr(header, "action", None),

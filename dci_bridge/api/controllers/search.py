@@ -1,4 +1,7 @@
-"""`POST /registry/sync/search`: decode, check, search, encode. The hot path of the bridge."""
+"""`POST /registry/sync/search`: decode, check, search, encode. The hot path of the bridge.
+
+`answer_sync_search` makes the answer; it is served as a fast route (`api/fastpath.py`) and,
+with `server.fast_routes` off, by the Litestar handler below (which also documents it)."""
 
 from __future__ import annotations
 
@@ -8,10 +11,11 @@ import msgspec
 from litestar import Controller, Request, Response, post
 
 from dci_bridge.api.errors import schema_error
-from dci_bridge.api.observe import count_search_results, note_message
-from dci_bridge.api.security import SCOPE_SEARCH, admit, sealed_response
+from dci_bridge.api.fastpath import Incoming, check_json
+from dci_bridge.api.observe import count_search_results, remember_message
+from dci_bridge.api.security import SCOPE_SEARCH
 from dci_bridge.api.state import BridgeState
-from dci_bridge.errors import SchemaError, UnsupportedMediaTypeError
+from dci_bridge.errors import SchemaError
 from dci_bridge.protocol.codec import decode_message
 from dci_bridge.protocol.header import MsgHeader
 from dci_bridge.protocol.search import SearchRequest
@@ -22,9 +26,7 @@ JSON = "application/json"
 
 def require_json(request: Request[Any, Any, Any]) -> None:
     """DCI bodies are JSON: anything else is refused with 415 before the body is read."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";", 1)[0].strip().lower() != JSON:
-        raise UnsupportedMediaTypeError("Content-Type must be application/json")
+    check_json(request.headers.get("content-type"))
 
 
 def decode_search(header: MsgHeader, raw_message: bytes) -> SearchRequest | None:
@@ -54,26 +56,36 @@ class SearchController(Controller):
     )
     async def sync_search(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         require_json(request)
-        state: BridgeState = request.app.state.bridge
-        admission = await admit(request, scope=SCOPE_SEARCH)
-        header = admission.header
-        note_message(request, header)
-        message = decode_search(header, admission.message)
-        count = len(message.search_request) if message is not None else 0
-        check_header(header, action="search", items=count, settings=state.settings)
-        assert message is not None
-        sender_id = admission.sender.sender_id if admission.sender is not None else None
-        outcome = await state.search.search(header, message, sender_id=sender_id)
-        count_search_results(outcome.response.search_response)
-        if state.audit is not None:
-            state.audit.record_search(
-                header,
-                message,
-                outcome.response,
-                disclosures=outcome.disclosures,
-                policy_revision=outcome.policy_revision,
-            )
-        answer = outcome.header
-        if admission.encrypted:
-            answer = msgspec.structs.replace(answer, is_msg_encrypted=True)
-        return sealed_response(request, admission, answer, outcome.response)
+        incoming = Incoming(
+            request.headers.get("authorization"), await request.body(), request.scope["state"]
+        )
+        body = await answer_sync_search(request.app.state.bridge, incoming)
+        return Response(body, status_code=200, media_type=JSON)
+
+
+async def answer_sync_search(state: BridgeState, incoming: Incoming) -> bytes:
+    """The signed (and, if asked, encrypted) answer to a sync search; raises `DciError`."""
+    admission = await state.security.admit(
+        incoming.authorization, incoming.body, scope=SCOPE_SEARCH
+    )
+    header = admission.header
+    remember_message(incoming.notes, header)
+    message = decode_search(header, admission.message)
+    count = len(message.search_request) if message is not None else 0
+    check_header(header, action="search", items=count, settings=state.settings)
+    assert message is not None
+    sender_id = admission.sender.sender_id if admission.sender is not None else None
+    outcome = await state.search.search(header, message, sender_id=sender_id)
+    count_search_results(outcome.response.search_response)
+    if state.audit is not None:
+        state.audit.record_search(
+            header,
+            message,
+            outcome.response,
+            disclosures=outcome.disclosures,
+            policy_revision=outcome.policy_revision,
+        )
+    answer = outcome.header
+    if admission.encrypted:
+        answer = msgspec.structs.replace(answer, is_msg_encrypted=True)
+    return state.security.seal(admission, answer, outcome.response)
