@@ -22,6 +22,7 @@ import errno
 from collections.abc import Mapping
 
 import aiohttp
+from yarl import URL
 
 KEEPALIVE_S = 4.0
 """How long an idle pooled connection is kept: below the common 5 s server-side timeout."""
@@ -50,6 +51,8 @@ class UpstreamHttp:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._timeouts = {timeout_s: self._timeout}
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
+        """Parsed URLs (a few endpoints): aiohttp would parse the text on every call."""
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -85,11 +88,16 @@ class UpstreamHttp:
             timeout = self._timeouts.get(timeout_s) or self._timeouts.setdefault(
                 timeout_s, aiohttp.ClientTimeout(total=timeout_s)
             )
+        target = self._urls.get(url)
+        if target is None:
+            target = URL(url)
+            if len(self._urls) < 64:
+                self._urls[url] = target
         for attempt in range(2 if idempotent else 1):
             try:
                 async with session.request(
                     method,
-                    url,
+                    target,
                     data=body,
                     params=params,
                     headers=headers,

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from multidict import CIMultiDict
+
 from dci_bridge.errors import UpstreamError, UpstreamTimeoutError
 from dci_bridge.ops import metrics
 from dci_bridge.upstream.opencrvs.auth import TokenProvider
@@ -56,15 +58,16 @@ class Upstream:
         self.timeout_s = timeout_s
         self.graphql = True
         """v1 GraphQL reports its errors in the body (read them); v2 REST errors are statuses."""
-        self._headers: dict[str, str] = {}
+        self._headers: CIMultiDict[str] = CIMultiDict()
         self._headers_token = ""
 
-    def _auth_headers(self, token: str) -> dict[str, str]:
+    def _auth_headers(self, token: str) -> CIMultiDict[str]:
+        """The request headers for `token`, built once per token (aiohttp would convert a
+        plain dict on every call)."""
         if token != self._headers_token:
-            self._headers = {
-                "Authorization": f"Bearer {token}",
-                "Content-Type": "application/json",
-            }
+            self._headers = CIMultiDict(
+                {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            )
             self._headers_token = token
         return self._headers
 
