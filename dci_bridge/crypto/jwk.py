@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 from jwcrypto import jwk as jwcrypto_jwk
+from nacl import bindings as sodium
+from nacl.exceptions import BadSignatureError
 from jwcrypto.common import JWException
 
 from dci_bridge.clock import Clock, SystemClock
@@ -382,14 +384,17 @@ def _never(signature: bytes, data: bytes) -> bool:
 
 def _verifier(key: AnyPublic, alg: str) -> Callable[[bytes, bytes], bool]:
     if isinstance(key, ed25519.Ed25519PublicKey):
-        ed_key = key
+        # Ed25519 through libsodium (PyNaCl): 64 us a check here, against 120 us through
+        # OpenSSL (bench/crypto_costs.py); it also refuses non-canonical and small-order
+        # encodings that OpenSSL lets through.
+        raw_key = key.public_bytes_raw()
 
         def verify_ed25519(signature: bytes, data: bytes) -> bool:
             if len(signature) != 64:
                 return False
             try:
-                ed_key.verify(signature, data)
-            except InvalidSignature:
+                sodium.crypto_sign_open(signature + data, raw_key)
+            except BadSignatureError:
                 return False
             return True
 
@@ -427,7 +432,14 @@ def _verifier(key: AnyPublic, alg: str) -> Callable[[bytes, bytes], bool]:
 
 def _signer(key: AnyPrivate, alg: str) -> Callable[[bytes], bytes]:
     if isinstance(key, ed25519.Ed25519PrivateKey):
-        return key.sign
+        # libsodium, as for checks (29 us against 40 us); Ed25519 signatures are
+        # deterministic, so the bytes are OpenSSL's
+        _, secret = sodium.crypto_sign_seed_keypair(key.private_bytes_raw())
+
+        def sign_ed25519(data: bytes) -> bytes:
+            return sodium.crypto_sign(data, secret)[:64]  # signature, then the message
+
+        return sign_ed25519
     if isinstance(key, ec.EllipticCurvePrivateKey):
         ec_key = key
 
