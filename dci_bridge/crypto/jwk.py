@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 from jwcrypto import jwk as jwcrypto_jwk
+from jwcrypto.common import JWException
 from nacl import bindings as sodium
 from nacl.exceptions import BadSignatureError
-from jwcrypto.common import JWException
 
 from dci_bridge.clock import Clock, SystemClock
 from dci_bridge.crypto.canonical import b64url_encode

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 
@@ -85,7 +84,9 @@ def test_person_key_prefers_national_id_then_brn(death_bundle, birth_bundle):
     deceased, child = death.deceased, birth.child
     assert deceased is not None
     assert child is not None
-    without_nid = dataclasses.replace(deceased, identifiers=(("DEATH_REGISTRATION_NUMBER", "x"),))
+    without_nid = msgspec.structs.replace(
+        deceased, identifiers=(("DEATH_REGISTRATION_NUMBER", "x"),)
+    )
     keys = {
         person_key_for(death, deceased),
         person_key_for(birth, child),
@@ -101,11 +102,11 @@ def test_build_person_merges_birth_and_death_with_subject_precedence(birth_bundl
     death = map_bundle(death_bundle)
     child = birth.child
     assert child is not None
-    later = dataclasses.replace(
+    later = msgspec.structs.replace(
         death,
         last_modified=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
         persons=tuple(
-            dataclasses.replace(
+            msgspec.structs.replace(
                 p, identifiers=(*p.identifiers, ("BIRTH_REGISTRATION_NUMBER", "2023B3VUXES"))
             )
             if p.role is Role.DECEASED

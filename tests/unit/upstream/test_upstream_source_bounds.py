@@ -9,10 +9,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
 import pytest
 
 from dci_bridge.errors import ItemRejection
@@ -66,7 +66,7 @@ def _source(driver: ScriptedDriver, **settings: Any) -> OpenCrvsSource:
 
 async def test_records_in_other_statuses_are_dropped() -> None:
     record = BIRTHS[0]
-    declared = dataclasses.replace(record, status="DECLARED")
+    declared = msgspec.structs.replace(record, status="DECLARED")
     driver = ScriptedDriver([declared])
     assert record.registration_number is not None
     query = RecordQuery(

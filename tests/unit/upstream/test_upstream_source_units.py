@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 
+import msgspec
 import pytest
 
 from dci_bridge.errors import ItemRejection
@@ -73,7 +73,9 @@ def test_breaker_opens_after_consecutive_failures_and_half_opens() -> None:
 
 
 def _by_role(record):
-    return dataclasses.replace(record, persons=tuple(sorted(record.persons, key=lambda p: p.role)))
+    return msgspec.structs.replace(
+        record, persons=tuple(sorted(record.persons, key=lambda p: p.role))
+    )
 
 
 def test_graphql_projection_reads_back_as_the_fhir_record() -> None:
