@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from litestar import Litestar
 from litestar.types import ASGIApp, Receive, Send
 
@@ -44,8 +45,7 @@ def check_json(content_type: str | None) -> None:
         raise UnsupportedMediaTypeError("Content-Type must be application/json")
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
+class Incoming(msgspec.Struct, frozen=True):
     """What a hot route's answer depends on: the bearer credentials, the body, and the
     request's state (where `observe.remember_message` leaves ids for the access line)."""
 

@@ -15,7 +15,6 @@ rejected, even for senders allowed to send unsigned messages.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Final, Literal
 
 import msgspec
@@ -54,8 +53,7 @@ SIGNATURE_SCHEMES: Final = ("jws", "jws-detached", "dci-signature")
 _JWS_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")
 
 
-@dataclass(frozen=True, slots=True)
-class VerifiedSignature:
+class VerifiedSignature(msgspec.Struct, frozen=True):
     """What `verify_envelope` established: the scheme and the sender's key that signed."""
 
     scheme: Literal["jws", "jws-detached", "dci-signature", "unsigned"]

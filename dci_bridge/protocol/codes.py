@@ -235,22 +235,18 @@ def _last_segment(value: str) -> str:
     return value.rsplit(":", 1)[-1].strip()
 
 
+_REGISTRY_TYPES = {member.value.lower(): member for member in RegistryType}
+_RECORD_TYPES = {member.value.lower(): member for member in RecordType}
+
+
 def parse_registry_type(value: str) -> RegistryType | None:
     """Read a prefixed or bare registry type; None when it is not on the code list."""
-    key = _last_segment(value).lower()
-    for member in RegistryType:
-        if member.value.lower() == key:
-            return member
-    return None
+    return _REGISTRY_TYPES.get(_last_segment(value).lower())
 
 
 def parse_record_type(value: str) -> RecordType | None:
     """Read a prefixed or bare record type; None when it is not on the code list."""
-    key = _last_segment(value).lower()
-    for member in RecordType:
-        if member.value.lower() == key:
-            return member
-    return None
+    return _RECORD_TYPES.get(_last_segment(value).lower())
 
 
 def parse_event_type(value: str) -> EventType | None:

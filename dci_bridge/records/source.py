@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import msgspec
@@ -12,8 +11,7 @@ from dci_bridge.protocol.codes import IdentifierType
 from dci_bridge.records.query import RecordQuery
 
 
-@dataclass(frozen=True, slots=True)
-class RecordPage:
+class RecordPage(msgspec.Struct, frozen=True):
     """One page of results: each record is the encoded JSON of a `CrvsPerson`."""
 
     records: Sequence[msgspec.Raw]

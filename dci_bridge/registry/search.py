@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from dataclasses import dataclass, field
+
+import msgspec
 
 from dci_bridge.clock import Clock, isoformat_z
 from dci_bridge.errors import DciError, ForbiddenError, ItemRejection, RequestError, VersionError
@@ -37,8 +38,7 @@ from dci_bridge.registry.ratelimit import RateLimiter
 from dci_bridge.settings import Settings
 
 
-@dataclass(frozen=True, slots=True)
-class SearchOutcome:
+class SearchOutcome(msgspec.Struct, frozen=True):
     """What a search produced: the response and the callback header to send it with."""
 
     header: MsgCallbackHeader
@@ -46,7 +46,7 @@ class SearchOutcome:
     sender_id: str = ""
     policy_revision: int | None = None
     """Revision of the disclosure policy applied (None when policies are off)."""
-    disclosures: tuple[Disclosure, ...] = field(default=())
+    disclosures: tuple[Disclosure, ...] = ()
     """Per item, what was asked and disclosed: for the audit trail (no personal data)."""
 
 

@@ -114,8 +114,7 @@ class TokenGrant:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(msgspec.Struct, frozen=True):
     """An admitted request: who sent it and the message to act on."""
 
     header: MsgHeader

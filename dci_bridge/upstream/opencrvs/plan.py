@@ -23,6 +23,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from dci_bridge.errors import ItemRejection
 from dci_bridge.protocol.codes import (
     EventType,
@@ -74,8 +76,7 @@ def seed_params(id_type: IdentifierType, value: str) -> dict[str, Any]:
     return params
 
 
-@dataclass(frozen=True, slots=True)
-class LookupPlan:
+class LookupPlan(msgspec.Struct, frozen=True):
     seeds: tuple[tuple[IdentifierType, str], ...]
 
 

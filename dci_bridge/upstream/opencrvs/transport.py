@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
+import msgspec
 from multidict import CIMultiDict
 
 from dci_bridge.errors import UpstreamError, UpstreamTimeoutError
@@ -25,8 +25,7 @@ from dci_bridge.upstream.opencrvs.http import TransportError, TransportTimeout, 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamAnswer:
+class UpstreamAnswer(msgspec.Struct, frozen=True):
     status: int
     content: bytes
 
