@@ -29,7 +29,7 @@ from dci_bridge.crypto.dci_signature import (
     verify_dci,
 )
 from dci_bridge.crypto.jwk import KeySet, SigningKey
-from dci_bridge.crypto.jws import parse_compact, sign_envelope_jws, verify_envelope_jws
+from dci_bridge.crypto.jws import ParsedJws, parse_compact, sign_envelope_jws, verify_envelope_jws
 from dci_bridge.crypto.keys import KeyStore
 from dci_bridge.errors import SignatureError, SignatureMissingError
 
@@ -39,6 +39,7 @@ __all__ = [
     "SignatureScheme",
     "VerifiedSignature",
     "detect_scheme",
+    "peek_signature",
     "sign_envelope",
     "signature_key_id",
     "verify_envelope",
@@ -78,14 +79,21 @@ def signature_key_id(signature: str | None) -> str | None:
 
     For refreshing a sender's JWKS before verifying (`JwksCache.keys(..., kid=...)`).
     """
+    return peek_signature(signature)[0]
+
+
+def peek_signature(signature: str | None) -> tuple[str | None, ParsedJws | None]:
+    """The key id a signature names (or None) and, for a well-formed compact JWS, the parsed
+    JWS to hand to `verify_envelope` (which then need not parse it again); never raises."""
     if not isinstance(signature, str) or not signature.strip():
-        return None
+        return None, None
     try:
         if detect_scheme(signature) == "jws":
-            return parse_compact(signature.strip()).kid
-        return parse_dci_signature(signature).key_id
+            parsed = parse_compact(signature.strip())
+            return parsed.kid, parsed
+        return parse_dci_signature(signature).key_id, None
     except SignatureError:
-        return None
+        return None, None
 
 
 def sign_envelope(
@@ -129,6 +137,7 @@ def verify_envelope(
     allow_unsigned: bool = False,
     clock: Clock,
     max_skew_s: int = DEFAULT_MAX_SKEW_S,
+    parsed: ParsedJws | None = None,
 ) -> VerifiedSignature:
     """Verify an envelope's `signature` against the sender's keys.
 
@@ -138,7 +147,8 @@ def verify_envelope(
     `msgspec.UNSET` when the envelope has none; for an encrypted message it is the
     EncryptedMessage object as sent (signatures cover the ciphertext, then decrypt).
 
-    Raises `SignatureMissingError` when there is no signature and `allow_unsigned` is false,
+    `parsed`: the JWS as `peek_signature` parsed this same `signature` (saves parsing it
+    twice). Raises `SignatureMissingError` when there is no signature and `allow_unsigned` is false,
     `UnknownKeyError` (a `SignatureError`) for a kid the keys lack, and `SignatureError` for
     everything else: malformed values, a scheme outside `scheme_policy`, `alg: none`, an
     algorithm other than the key's, expired dci-signatures, tampered header or message.
@@ -155,12 +165,10 @@ def verify_envelope(
     try:
         content = SignedContent(header, message)
         if scheme == "jws":
-            form, key = verify_envelope_jws(signature.strip(), content, sender_keys)
+            form, key = verify_envelope_jws(signature.strip(), content, sender_keys, parsed=parsed)
             return VerifiedSignature(form, key.kid, key.alg)
-        parsed, key = verify_dci(
-            signature, content, sender_keys, clock=clock, max_skew_s=max_skew_s
-        )
-        return VerifiedSignature("dci-signature", parsed.key_id, key.alg)
+        dci, key = verify_dci(signature, content, sender_keys, clock=clock, max_skew_s=max_skew_s)
+        return VerifiedSignature("dci-signature", dci.key_id, key.alg)
     except CanonicalizationError as exc:
         raise SignatureError(f"header or message is not JSON: {exc}") from None
 

@@ -128,10 +128,12 @@ def sign_envelope_jws(content: SignedContent, key: SigningKey, *, detached: bool
 
 
 def verify_envelope_jws(
-    token: str, content: SignedContent, keys: KeySet
+    token: str, content: SignedContent, keys: KeySet, *, parsed: ParsedJws | None = None
 ) -> tuple[JwsForm, PublicKey]:
-    """Verify an envelope's JWS in either form; returns the form and the key that signed."""
-    parsed = parse_compact(token)
+    """Verify an envelope's JWS in either form; returns the form and the key that signed.
+    `parsed`: `parse_compact(token)`, when the caller has it already."""
+    if parsed is None:
+        parsed = parse_compact(token)
     if parsed.payload is None:
         try:
             canonical = content.canonical()

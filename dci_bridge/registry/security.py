@@ -50,7 +50,7 @@ from dci_bridge.crypto import (
     encrypt_message,
     grant_scopes,
     issue_access_token,
-    signature_key_id,
+    peek_signature,
     verify_envelope,
 )
 from dci_bridge.errors import (
@@ -316,8 +316,11 @@ class SecurityService:
             )
         if not sender.has_scope(scope):
             raise ForbiddenError(f"this client no longer has the {scope} scope")
-        keys = await self.sender_keys(sender, signature_key_id(raw.signature))
-        verified = verify_envelope(raw.signature, raw.header, raw.message, keys, clock=self.clock)
+        kid, parsed = peek_signature(raw.signature)
+        keys = await self.sender_keys(sender, kid)
+        verified = verify_envelope(
+            raw.signature, raw.header, raw.message, keys, clock=self.clock, parsed=parsed
+        )
         await self.replay.accept(sender.sender_id, header.message_id, header.message_ts)
         message = bytes(raw.message)
         if header.is_msg_encrypted:

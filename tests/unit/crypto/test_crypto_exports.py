@@ -28,6 +28,7 @@ EXPECTED = {
     "VerifiedSignature",
     "bearer_token",
     "canonical_json",
+    "peek_signature",
     "decrypt_message",
     "detect_scheme",
     "encrypt_message",

@@ -16,6 +16,7 @@ from dci_bridge.crypto.envelope import (
     EnvelopeSigner,
     VerifiedSignature,
     detect_scheme,
+    peek_signature,
     sign_envelope,
     signature_key_id,
     verify_envelope,
@@ -322,3 +323,25 @@ def test_signing_rejects_unusable_schemes(
         sign_envelope(HEADER, MESSAGE, ed_key, "hmac")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown signature scheme"):
         EnvelopeSigner(ed_key, sender_id="me", default_scheme="x")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("scheme", ["jws", "jws-detached", "dci-signature"])
+def test_a_peeked_signature_verifies_as_the_token_does(
+    ed_key: SigningKey, clock: FixedClock, scheme: Any
+) -> None:
+    """The admission path parses a JWS once (`peek_signature`) and hands it to the check."""
+    token = sign_envelope(HEADER, MESSAGE, ed_key, scheme, sender_id=SENDER_ID, clock=clock)
+    kid, parsed = peek_signature(token)
+    assert kid == ed_key.kid == signature_key_id(token)
+    assert (parsed is None) == (scheme == "dci-signature")
+    keys = keyset_of(ed_key)
+    plain = verify_envelope(token, HEADER, MESSAGE, keys, clock=clock)
+    assert verify_envelope(token, HEADER, MESSAGE, keys, clock=clock, parsed=parsed) == plain
+    tampered = dict(MESSAGE, transaction_id="attacker")
+    with pytest.raises(SignatureError):
+        verify_envelope(token, HEADER, tampered, keys, clock=clock, parsed=parsed)
+
+
+@pytest.mark.parametrize("value", [None, "", "   ", "a.b", "not a signature", 42])
+def test_peeking_at_a_malformed_signature_never_raises(value: Any) -> None:
+    assert peek_signature(value) == (None, None)
