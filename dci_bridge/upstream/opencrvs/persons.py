@@ -26,7 +26,7 @@ from dci_bridge.records.person import (
 
 
 def _key(links: list[Link]) -> str:
-    ordered = sorted(links, key=lambda link: (link[0].record_id, link[1].role.value))
+    ordered = sorted(links, key=lambda link: (link[0].record_id, link[1].role))  # StrEnum: as text
     for record, person in ordered:
         if person.role is Role.CHILD:
             return person_key_for(record, person)
