@@ -197,6 +197,32 @@ def begin_write(engine: sa.Engine, *, urgent: bool = False) -> Iterator[sa.Conne
             yield conn
 
 
+@contextmanager
+def raw_write(engine: sa.Engine, *, urgent: bool = False) -> Iterator[Any]:
+    """`begin_write` at the driver level: a DBAPI cursor inside a write transaction, for a
+    short hot-path write that SQLAlchemy's per-transaction work would cost more than (a
+    one-row SQLite insert and commit: 250 us through a Connection, 30 us through the driver).
+    Same writer lock and `BEGIN IMMEDIATE` on SQLite; committed on success, rolled back on
+    error. Statements use the driver's paramstyle (`?` on SQLite, `%s` on psycopg)."""
+    lock = _ENGINE_WRITERS.get(engine)
+    with lock.held(first=urgent) if lock is not None else nullcontext():
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                if lock is not None:  # SQLite: the driver runs without its own transactions
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                cursor.close()
+        finally:
+            connection.close()  # back to the pool
+
+
 def _alembic_config(connection: sa.Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

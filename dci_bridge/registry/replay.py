@@ -26,7 +26,7 @@ import anyio.to_thread
 import sqlalchemy as sa
 
 from dci_bridge.clock import Clock
-from dci_bridge.db.engine import begin_write
+from dci_bridge.db.engine import begin_write, raw_write
 from dci_bridge.db.tables_security import SeenMessage
 from dci_bridge.errors import DuplicateMessageError, RequestError
 from dci_bridge.protocol.codes import HeaderStatusReasonCode
@@ -152,26 +152,30 @@ class ReplayGuard:
         self, rows: list[tuple[str, str, dt.datetime]], prune_before: dt.datetime | None
     ) -> list[bool]:
         """Insert the ids in one transaction; which of them were new. One multi-row
-        `INSERT ... ON CONFLICT DO NOTHING RETURNING` per chunk, sent as driver SQL: on the
-        hot path SQLAlchemy's per-statement work would cost more than the write itself."""
+        `INSERT ... ON CONFLICT DO NOTHING RETURNING` per chunk, through the driver
+        (`raw_write`): on the hot path SQLAlchemy's per-transaction work would cost several
+        times the write itself."""
         first: dict[tuple[str, str], int] = {}
         for index, (sender_id, message_id, _) in enumerate(rows):
             first.setdefault((sender_id, message_id), index)  # a repeat in the batch is a replay
         unique = [rows[index] for index in first.values()]
         inserted: set[tuple[str, str]] = set()
-        with begin_write(self.engine, urgent=True) as conn:
+        with raw_write(self.engine, urgent=True) as cursor:
             for start in range(0, len(unique), _CHUNK):
                 chunk = unique[start : start + _CHUNK]
                 params: list[Any] = []
                 for sender_id, message_id, expires_at in chunk:
                     params += (sender_id, message_id, self._time(expires_at))
-                sql = self._insert_sql(len(chunk))
-                result = conn.exec_driver_sql(sql, tuple(params))
-                inserted.update((row[0], row[1]) for row in result)
+                cursor.execute(self._insert_sql(len(chunk)), tuple(params))
+                inserted.update((row[0], row[1]) for row in cursor.fetchall())
             if prune_before is not None:
-                pruned = conn.execute(_TABLE.delete().where(_TABLE.c.expires_at < prune_before))
-                if pruned.rowcount:
-                    log.debug("replay guard pruned %d message ids", pruned.rowcount)
+                mark = "?" if self._dialect == "sqlite" else "%s"
+                cursor.execute(
+                    f"DELETE FROM seen_message WHERE expires_at < {mark}",  # noqa: S608
+                    (self._time(prune_before),),
+                )
+                if cursor.rowcount:
+                    log.debug("replay guard pruned %d message ids", cursor.rowcount)
         return [
             first[(sender_id, message_id)] == index and (sender_id, message_id) in inserted
             for index, (sender_id, message_id, _) in enumerate(rows)
