@@ -60,7 +60,7 @@ from bench.sync_search import (  # noqa: E402
     signed_bodies,
     wait_port,
 )
-from bench.upstream_search import brns  # noqa: E402
+from bench.upstream_search import bridge_env, brns  # noqa: E402
 from tests.servers import stop_process  # noqa: E402
 
 
@@ -102,7 +102,10 @@ class Driver:
         assert self._task is not None
         await self._task
 
-    async def post(self, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    async def post(
+        self, path: str, body: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, bytes]:
+        """(status, body) of one POST."""
         scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -120,6 +123,7 @@ class Driver:
         }
         sent = False
         status = 0
+        chunks: list[bytes] = []
 
         async def receive() -> dict[str, Any]:
             nonlocal sent
@@ -133,9 +137,11 @@ class Driver:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
 
         await self.app(scope, receive, send)
-        return status
+        return status, b"".join(chunks)
 
 
 def unsigned_body(n: int, values: list[str]) -> bytes:
@@ -166,26 +172,10 @@ def unsigned_body(n: int, values: list[str]) -> bytes:
 
 async def run(sim_url: str, store: Path, values: list[str], ids_file: Path) -> None:
     from dci_bridge.api.asgi import app_from_env
-    from dci_bridge.upstream.simulator.config import SEARCH_CLIENT
 
     key, secret = register_client(store)
     set_policy(store)
-    os.environ.update(
-        {
-            "DCI_BRIDGE_DATABASE__URL": f"sqlite:///{store}",
-            "DCI_BRIDGE_UPSTREAM__SOURCE": "opencrvs",
-            "DCI_BRIDGE_UPSTREAM__AUTH_URL": sim_url,
-            "DCI_BRIDGE_UPSTREAM__GATEWAY_URL": sim_url,
-            "DCI_BRIDGE_UPSTREAM__CLIENT_ID": SEARCH_CLIENT.client_id,
-            "DCI_BRIDGE_UPSTREAM__CLIENT_SECRET": SEARCH_CLIENT.client_secret,
-            "DCI_BRIDGE_LOG__LEVEL": "warning",
-            "DCI_BRIDGE_DATA_DIR": str(DATA / "inprocess-data"),
-            "DCI_BRIDGE_SECURITY__TOKEN_TTL_S": "3600",
-        }
-    )
-    if ARGS.unsigned:
-        os.environ["DCI_BRIDGE_SECURITY__ENABLED"] = "false"
-        os.environ["DCI_BRIDGE_POLICY__ENFORCE"] = "false"
+    os.environ.update(bridge_env(store, sim_url, DATA / "inprocess-data", signed=not ARGS.unsigned))
     if ARGS.memo_upstream:
         memoize_upstream()
     total = ARGS.searches * (ARGS.rounds + 1)
@@ -200,7 +190,9 @@ async def run(sim_url: str, store: Path, values: list[str], ids_file: Path) -> N
         form = {"grant_type": "client_credentials", "client_id": SENDER, "client_secret": secret}
         token_body = urlencode(form).encode()
         form_type = [(b"content-type", b"application/x-www-form-urlencoded")]
-        token = await _token(driver, token_body, form_type)
+        status, answer = await driver.post("/oauth2/client/token", token_body, form_type)
+        assert status == 200, answer
+        token = json.loads(answer)["access_token"]
         headers.append((b"authorization", f"Bearer {token}".encode()))
     sent = 0
     statuses: dict[int, int] = {}
@@ -210,7 +202,7 @@ async def run(sim_url: str, store: Path, values: list[str], ids_file: Path) -> N
         while sent < stop:
             sent += 1
             body = bodies[sent] if bodies else unsigned_body(sent, values)
-            status = await driver.post("/registry/sync/search", body, headers)
+            status, _ = await driver.post("/registry/sync/search", body, headers)
             statuses[status] = statuses.get(status, 0) + 1
 
     async def batch(count: int) -> None:
@@ -232,42 +224,6 @@ async def run(sim_url: str, store: Path, values: list[str], ids_file: Path) -> N
     label = "unsigned" if ARGS.unsigned else "signed"
     memo = ", upstream answers memoized" if ARGS.memo_upstream else ""
     print(f"{label}{memo}: min {min(figures):.3f} ms CPU per search over {ARGS.rounds} rounds")
-
-
-async def _token(driver: Driver, body: bytes, headers: list[tuple[bytes, bytes]]) -> str:
-    """The bench client's bearer token, through the bridge's token endpoint."""
-    chunks: list[bytes] = []
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/oauth2/client/token",
-        "raw_path": b"/oauth2/client/token",
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-        "state": {},
-    }
-    done = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal done
-        if not done:
-            done = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await driver.app(scope, receive, send)
-    return str(json.loads(b"".join(chunks))["access_token"])
 
 
 def main() -> None:

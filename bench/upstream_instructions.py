@@ -36,7 +36,7 @@ from bench.sync_search import (  # noqa: E402
     signed_bodies,
     wait_port,
 )
-from bench.upstream_search import brns  # noqa: E402
+from bench.upstream_search import bridge_env, brns  # noqa: E402
 
 UNSIGNED = (
     '{"header":{"version":"1.0.0","message_id":"m-%d","message_ts":"2026-11-23T10:00:00Z",'
@@ -53,7 +53,6 @@ def main() -> None:
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 100
     signed = mode == "signed"
     from dci_bridge.cli._common import DEMO_SEED
-    from dci_bridge.upstream.simulator.config import SEARCH_CLIENT
 
     out = DATA / "callgrind"
     out.mkdir(parents=True, exist_ok=True)
@@ -70,23 +69,9 @@ def main() -> None:
     store = out / f"bridge-{tag}.sqlite3"
     key, secret = register_client(store)
     set_policy(store)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(code),
-        "DCI_BRIDGE_DATABASE__URL": f"sqlite:///{store}",
-        "DCI_BRIDGE_UPSTREAM__SOURCE": "opencrvs",
-        "DCI_BRIDGE_UPSTREAM__AUTH_URL": sim_url,
-        "DCI_BRIDGE_UPSTREAM__GATEWAY_URL": sim_url,
-        "DCI_BRIDGE_UPSTREAM__CLIENT_ID": SEARCH_CLIENT.client_id,
-        "DCI_BRIDGE_UPSTREAM__CLIENT_SECRET": SEARCH_CLIENT.client_secret,
-        "DCI_BRIDGE_UPSTREAM__TIMEOUT_S": "60",
-        "DCI_BRIDGE_LOG__LEVEL": "warning",
-        "DCI_BRIDGE_DATA_DIR": str(out / f"data-{tag}"),
-        "DCI_BRIDGE_SECURITY__TOKEN_TTL_S": "3600",
-    }
-    if not signed:
-        env["DCI_BRIDGE_SECURITY__ENABLED"] = "false"
-        env["DCI_BRIDGE_POLICY__ENFORCE"] = "false"
+    env = bridge_env(store, sim_url, out / f"data-{tag}", signed=signed)
+    env["PYTHONPATH"] = str(code)
+    env["DCI_BRIDGE_UPSTREAM__TIMEOUT_S"] = "60"  # valgrind is slow
     result = out / f"callgrind-{tag}.out"
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
     serve = [sys.executable, "-m", "dci_bridge", "serve", "--port", str(port), "--workers", "1"]

@@ -111,20 +111,13 @@ class Bridge:
     token_env: dict[str, str]
 
 
-def start_bridge(
-    label: str, code: Path, sim_url: str, signed: bool
-) -> tuple[subprocess.Popen[bytes], int, object, str]:
-    """A bridge (1 worker) on its own store, running the code of `code`; returns the
-    process, its port, and the bench client's signing key and secret."""
+def bridge_env(store: Path, sim_url: str, data_dir: Path, *, signed: bool) -> dict[str, str]:
+    """The settings of a bench bridge over the simulator at `sim_url` (with the process's
+    own environment under them): security and policies off when not `signed`."""
     from dci_bridge.upstream.simulator.config import SEARCH_CLIENT
 
-    store = DATA / f"upstream-bridge-{label}.sqlite3"
-    key, secret = register_client(store)  # wrk cannot sign: requests are signed beforehand
-    set_policy(store)  # the sync-search bench's BRN policy (policies refuse senders without)
-    port = free_port()
     env = {
         **os.environ,
-        "PYTHONPATH": str(code),
         "DCI_BRIDGE_DATABASE__URL": f"sqlite:///{store}",
         "DCI_BRIDGE_UPSTREAM__SOURCE": "opencrvs",
         "DCI_BRIDGE_UPSTREAM__AUTH_URL": sim_url,
@@ -132,12 +125,26 @@ def start_bridge(
         "DCI_BRIDGE_UPSTREAM__CLIENT_ID": SEARCH_CLIENT.client_id,
         "DCI_BRIDGE_UPSTREAM__CLIENT_SECRET": SEARCH_CLIENT.client_secret,
         "DCI_BRIDGE_LOG__LEVEL": "warning",
-        "DCI_BRIDGE_DATA_DIR": str(DATA / f"upstream-bridge-data-{label}"),
+        "DCI_BRIDGE_DATA_DIR": str(data_dir),
         "DCI_BRIDGE_SECURITY__TOKEN_TTL_S": "3600",
     }
     if not signed:  # no authenticated sender: nobody to hold a disclosure policy
         env["DCI_BRIDGE_SECURITY__ENABLED"] = "false"
         env["DCI_BRIDGE_POLICY__ENFORCE"] = "false"
+    return env
+
+
+def start_bridge(
+    label: str, code: Path, sim_url: str, signed: bool
+) -> tuple[subprocess.Popen[bytes], int, object, str]:
+    """A bridge (1 worker) on its own store, running the code of `code`; returns the
+    process, its port, and the bench client's signing key and secret."""
+    store = DATA / f"upstream-bridge-{label}.sqlite3"
+    key, secret = register_client(store)  # wrk cannot sign: requests are signed beforehand
+    set_policy(store)  # the sync-search bench's BRN policy (policies refuse senders without)
+    port = free_port()
+    env = bridge_env(store, sim_url, DATA / f"upstream-bridge-data-{label}", signed=signed)
+    env["PYTHONPATH"] = str(code)
     proc = subprocess.Popen(
         [sys.executable, "-m", "dci_bridge", "serve", "--port", str(port), "--workers", "1"],
         env=env,
