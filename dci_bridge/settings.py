@@ -54,8 +54,10 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Server worker processes."""
     max_body_bytes: Positive = 1_048_576
     """Largest accepted request body; larger bodies get HTTP 413 with `err.request.bad`."""
-    base_path: str = ""
-    """Path prefix in front of the DCI endpoints (the standard leaves it to the deployment)."""
+    base_path: Annotated[str, Meta(pattern=r"^(/[A-Za-z0-9._~-]+)*$")] = ""
+    """Path prefix in front of the DCI registry endpoints (`/registry/...`; the standard leaves
+    it to the deployment), e.g. `/dci`: one or more `/segment`s, no trailing slash. The token
+    endpoint, JWKS, webhooks and operations endpoints keep their paths."""
     graceful_timeout_s: Annotated[int, Meta(ge=0)] = 20
     """On SIGTERM: seconds to let in-flight requests finish before they are cut off."""
     fast_routes: bool = True

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Request, Response, Router, get
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
@@ -149,12 +149,10 @@ def create_app(
             ready,
             metrics_endpoint,
             openapi_document,
-            SearchController,
-            AsyncController,
+            *_registry_routes(settings.server.base_path),
             AdminController,
             TokenController,
             JwksController,
-            SubscribeController,
             OpencrvsWebhookController,
             OpencrvsV2HookController,
         ],
@@ -167,14 +165,23 @@ def create_app(
         logging_config=None,  # the process configures logging (cli), not the app
     )
     if settings.server.fast_routes:
-        install_fast_routes(app, _fast_routes(), max_body=settings.server.max_body_bytes)
+        routes = _fast_routes(settings.server.base_path)
+        install_fast_routes(app, routes, max_body=settings.server.max_body_bytes)
     install_observer(app, metrics_enabled=settings.metrics.enabled)
     return app
 
 
-def _fast_routes() -> dict[str, FastRoute]:
+def _registry_routes(base_path: str) -> list[Any]:
+    """The DCI registry endpoints, under `server.base_path` when one is set."""
+    controllers = [SearchController, AsyncController, SubscribeController]
+    if not base_path:
+        return controllers
+    return [Router(path=base_path, route_handlers=controllers)]
+
+
+def _fast_routes(base_path: str) -> dict[str, FastRoute]:
     """The routes answered before Litestar's router (api/fastpath.py), by path."""
-    search = FastRoute("/registry/sync/search", answer_sync_search, style="sync")
+    search = FastRoute(f"{base_path}/registry/sync/search", answer_sync_search, style="sync")
     return {search.path: search}
 
 

@@ -187,3 +187,44 @@ def test_a_client_leaving_mid_body_gets_no_answer_and_breaks_nothing(
             )
     assert after.status_code == 200
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_base_path_prefixes_the_registry_endpoints(
+    seeded_sqlite_url: str,
+    tmp_path: Path,
+    known: KnownPersons,
+    fast: bool,
+) -> None:
+    sender = sender_for(seeded_sqlite_url)
+    settings = Settings.from_env(
+        {
+            "DCI_BRIDGE_DATABASE__URL": seeded_sqlite_url,
+            "DCI_BRIDGE_DATA_DIR": str(tmp_path),
+            "DCI_BRIDGE_SERVER__BASE_PATH": "/dci/v1",
+            "DCI_BRIDGE_SERVER__FAST_ROUTES": str(fast).lower(),
+        }
+    )
+    query = item("idtype-value", {"type": "BRN", "value": known.child_brn})
+    with serve_asgi(create_app(settings)) as base, httpx.Client(base_url=base, timeout=10) as http:
+        headers = {
+            "Authorization": "Bearer " + sender.token(base),
+            "Content-Type": "application/json",
+        }
+
+        def post(path: str) -> httpx.Response:  # signed by hand: the prefix is ours
+            return http.post(path, content=sender.sign(envelope(query)), headers=headers)
+
+        found = post("/dci/v1" + SEARCH)
+        assert found.status_code == 200, found.text[:300]
+        assert found.json()["message"]["search_response"][0]["status"] == "succ"
+        assert post(SEARCH).status_code == 404
+        txn = http.post("/dci/v1/registry/txn/status", content=b"{}", headers=headers)
+        assert txn.status_code == 400, txn.text[:300]  # routed (a bad body), not 404
+        assert http.get("/.well-known/jwks.json").status_code == 200  # keeps its path
+
+
+@pytest.mark.parametrize("value", ["dci", "/dci/", "/d ci", "//dci"])
+def test_a_malformed_base_path_stops_the_start(value: str) -> None:
+    with pytest.raises(ValueError, match="BASE_PATH"):
+        Settings.from_env({"DCI_BRIDGE_SERVER__BASE_PATH": value})
