@@ -12,7 +12,9 @@ non-JSON Content-Type is refused before the body is read (415), a body over
 `server.max_body_bytes` is refused (413), and errors become the same DCI error bodies
 (`api.errors.dci_error_parts`). The Litestar route of the same path stays declared: it
 documents the endpoint in the OpenAPI document, and `server.fast_routes = false` sends
-every request through Litestar again.
+every request through Litestar again. Litestar middleware and hooks do not run for a fast
+route: the app configures none today; one added later must be applied here too (or the
+route taken out of the fast table).
 """
 
 from __future__ import annotations
