@@ -1,4 +1,5 @@
-"""Small ASGI helpers for the plain ASGI apps (simulator, receiver) outside Litestar."""
+"""Small ASGI helpers for the plain ASGI code outside Litestar (simulator, receiver, the
+bridge's fast routes)."""
 
 from __future__ import annotations
 

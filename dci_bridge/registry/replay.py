@@ -26,8 +26,7 @@ import anyio.to_thread
 import sqlalchemy as sa
 
 from dci_bridge.clock import Clock
-from dci_bridge.db.engine import begin_write, raw_write
-from dci_bridge.db.tables_security import SeenMessage
+from dci_bridge.db.engine import raw_write
 from dci_bridge.errors import DuplicateMessageError, RequestError
 from dci_bridge.protocol.codes import HeaderStatusReasonCode
 
@@ -35,7 +34,6 @@ __all__ = ["ReplayGuard", "parse_message_ts"]
 
 log = logging.getLogger(__name__)
 
-_TABLE: Final[sa.Table] = SeenMessage.__table__  # type: ignore[attr-defined]
 DEFAULT_PRUNE_EVERY_S: Final = 60.0
 _CHUNK: Final = 200
 """Most ids per INSERT statement (SQLite allows 32766 parameters)."""
@@ -77,6 +75,8 @@ class ReplayGuard:
         self._dialect = engine.dialect.name
         if self._dialect not in {"sqlite", "postgresql"}:  # pragma: no cover
             raise ValueError(f"unsupported database {self._dialect}")
+        self._mark = "?" if self._dialect == "sqlite" else "%s"
+        """The driver's parameter marker (statements go through the driver, `raw_write`)."""
         self._sql_cache: dict[int, str] = {}
 
     def check_window(self, message_ts: str) -> dt.datetime:
@@ -169,13 +169,7 @@ class ReplayGuard:
                 cursor.execute(self._insert_sql(len(chunk)), tuple(params))
                 inserted.update((row[0], row[1]) for row in cursor.fetchall())
             if prune_before is not None:
-                mark = "?" if self._dialect == "sqlite" else "%s"
-                cursor.execute(
-                    f"DELETE FROM seen_message WHERE expires_at < {mark}",  # noqa: S608
-                    (self._time(prune_before),),
-                )
-                if cursor.rowcount:
-                    log.debug("replay guard pruned %d message ids", cursor.rowcount)
+                self._prune(cursor, prune_before)
         return [
             first[(sender_id, message_id)] == index and (sender_id, message_id) in inserted
             for index, (sender_id, message_id, _) in enumerate(rows)
@@ -184,7 +178,7 @@ class ReplayGuard:
     def _insert_sql(self, count: int) -> str:
         sql = self._sql_cache.get(count)
         if sql is None:
-            mark = "?" if self._dialect == "sqlite" else "%s"
+            mark = self._mark
             values = ", ".join([f"({mark}, {mark}, {mark})"] * count)
             sql = (
                 "INSERT INTO seen_message (sender_id, message_id, expires_at) VALUES "  # noqa: S608
@@ -199,11 +193,21 @@ class ReplayGuard:
             return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         return moment
 
+    def _prune(self, cursor: Any, before: dt.datetime) -> int:
+        """Delete the ids that expired before `before`, in the caller's transaction."""
+        cursor.execute(
+            f"DELETE FROM seen_message WHERE expires_at < {self._mark}",  # noqa: S608
+            (self._time(before),),
+        )
+        pruned = max(int(cursor.rowcount), 0)
+        if pruned:
+            log.debug("replay guard pruned %d message ids", pruned)
+        return pruned
+
     def prune(self) -> int:
         """Delete every expired id now; returns how many (housekeeping, tests)."""
-        with begin_write(self.engine) as conn:
-            result = conn.execute(_TABLE.delete().where(_TABLE.c.expires_at < self.clock.now()))
-            return int(result.rowcount)
+        with raw_write(self.engine) as cursor:
+            return self._prune(cursor, self.clock.now())
 
 
 def _ts_error(message: str) -> RequestError:
