@@ -14,13 +14,17 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
-from multidict import CIMultiDict
 
 from dci_bridge.errors import UpstreamError, UpstreamTimeoutError
 from dci_bridge.ops import metrics
 from dci_bridge.upstream.opencrvs.auth import TokenProvider
 from dci_bridge.upstream.opencrvs.breaker import CircuitBreaker
-from dci_bridge.upstream.opencrvs.http import TransportError, TransportTimeout, UpstreamHttp
+from dci_bridge.upstream.opencrvs.http import (
+    Headers,
+    TransportError,
+    TransportTimeout,
+    UpstreamHttp,
+)
 
 T = TypeVar("T")
 
@@ -57,14 +61,14 @@ class Upstream:
         self.timeout_s = timeout_s
         self.graphql = True
         """v1 GraphQL reports its errors in the body (read them); v2 REST errors are statuses."""
-        self._headers: CIMultiDict[str] = CIMultiDict()
+        self._headers = UpstreamHttp.headers({})
         self._headers_token = ""
 
-    def _auth_headers(self, token: str) -> CIMultiDict[str]:
-        """The request headers for `token`, built once per token (aiohttp would convert a
-        plain dict on every call)."""
+    def _auth_headers(self, token: str) -> Headers:
+        """The request headers for `token`, built once per token (a plain dict would be
+        converted on every call)."""
         if token != self._headers_token:
-            self._headers = CIMultiDict(
+            self._headers = UpstreamHttp.headers(
                 {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
             )
             self._headers_token = token
