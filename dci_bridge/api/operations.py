@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 
-from dci_bridge.db.engine import create_sync_engine, head_revision
+from dci_bridge.db.engine import create_sync_engine, head_revision, read_revision
 from dci_bridge.ops import metrics
 from dci_bridge.ops.readiness import NotReadyError, ReadinessCheck
 
@@ -59,11 +59,9 @@ def database_check(url: str) -> tuple[ReadinessCheck, sa.Engine]:
     head = head_revision()
 
     def probe() -> None:
-        from alembic.runtime.migration import MigrationContext
-
         try:
             with engine.connect() as conn:
-                current = MigrationContext.configure(conn).get_current_revision()
+                current = read_revision(conn)
         except sa.exc.SQLAlchemyError as exc:
             raise NotReadyError(f"database unreachable ({type(exc).__name__})") from None
         if current != head:

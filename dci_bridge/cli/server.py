@@ -85,6 +85,7 @@ def _run_server(settings: Settings) -> None:
         access_log=False,  # the bridge writes its own access line (no raw paths)
         timeout_graceful_shutdown=settings.server.graceful_timeout_s,
         server_header=False,
+        ws="none",  # no WebSocket routes: the websockets library is not even loaded (~2 MB)
     )
 
 

@@ -14,7 +14,9 @@ of the same process falls into SQLite's busy handler, which polls with sleeps of
 fan-out transaction, an async search's Ack behind the delivery worker's tick). On the lock
 the next writer starts the moment the previous one commits. Writers in other processes
 (several server workers on one file) still meet through the busy handler.
-Migrations are Alembic scripts in `migrations/versions/`.
+Migrations are Alembic scripts in `migrations/versions/`. Alembic (with Mako, about 12 MB of
+a worker's memory) is imported only when a migration runs: a start-up on a database already
+at `SCHEMA_HEAD` reads the revision with one query.
 """
 
 from __future__ import annotations
@@ -25,14 +27,17 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+SCHEMA_HEAD: Final = "0006_policy"
+"""The newest migration shipped with this code (a test checks it is Alembic's head)."""
+VERSION_TABLE: Final = "alembic_version"
+"""Where Alembic keeps the database's revision (its default)."""
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 """How long a SQLite writer waits for another writer before failing."""
@@ -224,6 +229,8 @@ def raw_write(engine: sa.Engine, *, urgent: bool = False) -> Iterator[Any]:
 
 
 def _alembic_config(connection: sa.Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
@@ -232,6 +239,15 @@ def _alembic_config(connection: sa.Connection) -> Config:
 
 def head_revision() -> str:
     """The newest migration revision shipped with this code."""
+    return SCHEMA_HEAD
+
+
+def alembic_head() -> str:
+    """The head revision as Alembic finds it in `migrations/versions/` (tests compare it
+    with `SCHEMA_HEAD`)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     head = ScriptDirectory.from_config(config).get_current_head()
@@ -240,9 +256,15 @@ def head_revision() -> str:
 
 
 def migrate(url: str) -> None:
-    """Bring the database at `url` to the newest schema (Alembic `upgrade head`)."""
+    """Bring the database at `url` to the newest schema (Alembic `upgrade head`); nothing to
+    do, and Alembic not loaded, when it is there already."""
     engine = create_sync_engine(url, pool_size=1)
     try:
+        with engine.connect() as conn:
+            if read_revision(conn) == SCHEMA_HEAD:
+                return
+        from alembic import command
+
         with begin_write(engine) as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
@@ -251,11 +273,22 @@ def migrate(url: str) -> None:
         engine.dispose()
 
 
+def read_revision(conn: sa.Connection) -> str | None:
+    """The schema revision on `conn`, or None when it was never migrated; several revisions
+    (branches, which this project does not make) come back joined by commas, so that they
+    never equal a head."""
+    if not sa.inspect(conn).has_table(VERSION_TABLE):
+        return None
+    rows = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()  # noqa: S608
+    conn.rollback()  # end the implicit read transaction (PostgreSQL would hold it open)
+    return ",".join(sorted(rows)) or None
+
+
 def current_revision(url: str) -> str | None:
     """The database's schema revision, or None when it was never migrated."""
     engine = create_sync_engine(url, pool_size=1)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            return read_revision(conn)
     finally:
         engine.dispose()

@@ -17,8 +17,6 @@ import sqlite3
 import weakref
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
-
 Rows = list[tuple[str, bytes]]
 
 _SQLITE_LOOKUP = (
@@ -77,6 +75,8 @@ class PostgresReader:
     """Look-ups through a psycopg 3 async pool; batches look-ups while all slots are busy."""
 
     def __init__(self, conninfo: str, size: int, *, slots: int = QUERY_SLOTS) -> None:
+        from psycopg_pool import AsyncConnectionPool  # psycopg: about 12 MB, PostgreSQL only
+
         self._pool = AsyncConnectionPool(
             conninfo,
             min_size=1,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import subprocess
+import sys
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +17,15 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from dci_bridge.db.engine import MIGRATIONS_DIR, begin_write, create_sync_engine, head_revision
+from dci_bridge.db.engine import (
+    MIGRATIONS_DIR,
+    alembic_head,
+    begin_write,
+    create_sync_engine,
+    head_revision,
+    migrate,
+    read_revision,
+)
 from dci_bridge.db.tables import all_metadata
 
 
@@ -35,8 +45,11 @@ def _revisions() -> list[str]:
 
 
 def _current(engine: sa.Engine) -> str | None:
+    """The revision as Alembic reads it, checked against the bridge's own one-query read."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        alembic_says = MigrationContext.configure(conn).get_current_revision()
+        assert read_revision(conn) == alembic_says
+        return alembic_says
 
 
 def _to(engine: sa.Engine, revision: str, *, down: bool = False) -> None:
@@ -50,7 +63,7 @@ def _to(engine: sa.Engine, revision: str, *, down: bool = False) -> None:
 def test_the_chain_starts_at_0001_and_ends_at_head() -> None:
     revisions = _revisions()
     assert revisions[0] == "0001_embedded_store"
-    assert revisions[-1] == head_revision()
+    assert revisions[-1] == head_revision() == alembic_head()
     assert [r[:4] for r in revisions] == [f"{n:04d}" for n in range(1, len(revisions) + 1)]
 
 
@@ -138,3 +151,27 @@ def test_every_release_upgrades_with_rows_in_every_table(database_url: str) -> N
     lost = {table: filled[table] for table, count in counts.items() if count != 1}
     assert not lost, f"rows lost by an upgrade (table: revision that created it): {lost}"
     assert len(filled) > 10
+
+
+def test_migrate_at_head_leaves_the_database_alone_and_a_behind_one_is_upgraded(
+    database_url: str,
+) -> None:
+    """One revision behind, `migrate` upgrades to head; at head it does not even load Alembic
+    (a fresh interpreter: this one has Alembic loaded by the test itself)."""
+    engine = create_sync_engine(database_url, pool_size=1)
+    try:
+        _to(engine, _revisions()[-2])
+        migrate(database_url)
+        assert _current(engine) == head_revision()
+    finally:
+        engine.dispose()
+    script = (
+        "import sys\n"
+        "from dci_bridge.db.engine import migrate\n"
+        f"migrate({database_url!r})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'alembic', 'mako'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
