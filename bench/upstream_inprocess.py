@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import json
 import os
 import resource
@@ -215,17 +216,20 @@ async def run(sim_url: str, store: Path, values: list[str], ids_file: Path) -> N
         statuses.clear()
         await asyncio.sleep(0.6)
         before = resource.getrusage(resource.RUSAGE_SELF)
+        collections = gc.get_stats()[0]["collections"]
         await batch(ARGS.searches)
         await asyncio.sleep(0.6)  # the audit writer's and other background work of the round
         after = resource.getrusage(resource.RUSAGE_SELF)
         user = 1000 * (after.ru_utime - before.ru_utime) / ARGS.searches
         system = 1000 * (after.ru_stime - before.ru_stime) / ARGS.searches
         switches = (after.ru_nvcsw - before.ru_nvcsw) / ARGS.searches
+        collected = (gc.get_stats()[0]["collections"] - collections) / ARGS.searches
         per_search = user + system
         figures.append(per_search)
         print(
             f"round {round_}: {per_search:.3f} ms CPU per search (user {user:.3f}, system"
-            f" {system:.3f}, {switches:.1f} voluntary context switches), answers {statuses}",
+            f" {system:.3f}, {switches:.1f} voluntary context switches, {collected:.2f} young"
+            f" garbage collections), answers {statuses}",
             flush=True,
         )
     await driver.stop()

@@ -63,6 +63,11 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     fast_routes: bool = True
     """Answer the hottest route (`POST /registry/sync/search`) before the web framework's
     router: the same answers for about 0.1 ms less CPU per request (false: route it too)."""
+    gc_threshold: Annotated[int, Meta(ge=0)] = 10_000
+    """Server workers: allocations between two collections of Python's youngest garbage
+    generation (Python's default is 700; 0 keeps Python's settings). What the worker built
+    at start is also frozen out of collections (`gc.freeze`). Measured: 8% fewer CPU
+    instructions per search."""
 
 
 class SearchSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
