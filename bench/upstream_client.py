@@ -27,7 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.upstream_search import brns  # noqa: E402
+from bench.upstream_search import brns, simulator_token  # noqa: E402
 from tests.servers import free_port, stop_process, wait_until_serving  # noqa: E402
 
 Call = Callable[[], Awaitable[tuple[int, bytes]]]
@@ -37,16 +37,8 @@ def fetch_request(sim_url: str) -> tuple[str, bytes, dict[str, str]]:
     """URL, body and headers of one `fetchRegistration` of a seeded birth."""
     from dci_bridge.cli._common import DEMO_SEED
     from dci_bridge.upstream.opencrvs.v1 import FETCH_REGISTRATION, SEARCH_EVENTS
-    from dci_bridge.upstream.simulator.config import SEARCH_CLIENT
 
-    token = httpx.post(
-        f"{sim_url}/token",
-        params={
-            "grant_type": "client_credentials",
-            "client_id": SEARCH_CLIENT.client_id,
-            "client_secret": SEARCH_CLIENT.client_secret,
-        },
-    ).json()["access_token"]
+    token = simulator_token(sim_url)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     search = {
         "operationName": "searchEvents",

@@ -111,6 +111,21 @@ class Bridge:
     token_env: dict[str, str]
 
 
+def simulator_token(sim_url: str) -> str:
+    """A token of the simulator's search client (what the bridge itself would obtain)."""
+    from dci_bridge.upstream.simulator.config import SEARCH_CLIENT
+
+    answer = httpx.post(
+        f"{sim_url}/token",
+        params={
+            "grant_type": "client_credentials",
+            "client_id": SEARCH_CLIENT.client_id,
+            "client_secret": SEARCH_CLIENT.client_secret,
+        },
+    )
+    return str(answer.json()["access_token"])
+
+
 def bridge_env(store: Path, sim_url: str, data_dir: Path, *, signed: bool) -> dict[str, str]:
     """The settings of a bench bridge over the simulator at `sim_url` (with the process's
     own environment under them): security and policies off when not `signed`."""
@@ -179,7 +194,6 @@ def main() -> None:
         sys.exit("wrk is needed: apt-get install wrk")
     from dci_bridge.cli._common import DEMO_SEED
     from dci_bridge.upstream.opencrvs.v1 import FETCH_REGISTRATION, SEARCH_EVENTS
-    from dci_bridge.upstream.simulator.config import SEARCH_CLIENT
 
     DATA.mkdir(parents=True, exist_ok=True)
     ids = brns(args.persons, DEMO_SEED)
@@ -204,14 +218,7 @@ def main() -> None:
             wait_port(bridge.port, 120)
             if args.signed:
                 bridge.token_env["BENCH_TOKEN"] = fetch_token(bridge.port, bridge.secret)
-        token = httpx.post(
-            f"{sim_url}/token",
-            params={
-                "grant_type": "client_credentials",
-                "client_id": SEARCH_CLIENT.client_id,
-                "client_secret": SEARCH_CLIENT.client_secret,
-            },
-        ).json()["access_token"]
+        token = simulator_token(sim_url)
         lua = DATA / "graphql.lua"
         lua.write_text(GRAPHQL_LUA)
         brn = ids[len(ids) // 2]

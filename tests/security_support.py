@@ -137,11 +137,6 @@ class DciTestClient:
         return {"header": head, "message": message}
 
     def authenticated(self, base_url: str, **kwargs: Any) -> httpx.Client:
-        """A session to `base_url` that signs DCI requests and sends a token fetched anew:
-        a bridge started on a port a stopped one used (other keys) must not get the stopped
-        one's token from the cache (401 "unknown key id")."""
-        for cached in [key for key in self._tokens if key[0] == base_url]:
-            del self._tokens[cached]
         transport = _SigningTransport(self, base_url)
         return httpx.Client(base_url=base_url, transport=transport, **kwargs)
 

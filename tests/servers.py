@@ -14,12 +14,20 @@ from typing import Any
 import httpx
 import uvicorn
 
+_HANDED_OUT: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free loopback port never handed out before in this test run. A server started on
+    a stopped one's port would meet what clients kept of the stopped one: a cached access
+    token signed with other keys was refused (401 "unknown key id")."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 class _ThreadServer(uvicorn.Server):
