@@ -89,5 +89,47 @@ async def test_a_request_not_marked_idempotent_is_not_sent_twice(server):
     assert dropping.answered == 1
 
 
-def test_idle_connections_are_dropped_before_the_usual_server_timeout():
+class KeepingServer:
+    """Answers every request of a connection and keeps it open; counts connections."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        await reader.readexactly(int(line.split(b":", 1)[1]))
+                writer.write(ANSWER)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.mark.slow
+async def test_a_connection_idle_longer_than_keepalive_is_not_reused():
+    """Below the usual 5 s server timeout, the pool drops an idle connection itself: a
+    request after a short pause reuses the connection, one after `KEEPALIVE_S` opens a new
+    one (and never meets a connection the server is closing)."""
     assert 0 < KEEPALIVE_S < 5
+    keeping = KeepingServer()
+    listener = await asyncio.start_server(keeping.handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/graphql"
+    http = UpstreamHttp(max_connections=1, timeout_s=5)
+    try:
+        await http.request("POST", url, body=b"{}")
+        await asyncio.sleep(0.2)
+        await http.request("POST", url, body=b"{}")
+        assert keeping.connections == 1
+        await asyncio.sleep(KEEPALIVE_S + 1.0)
+        await http.request("POST", url, body=b"{}")
+        assert keeping.connections == 2
+    finally:
+        await http.aclose()
+        listener.close()
+        await listener.wait_closed()
