@@ -143,11 +143,6 @@ class ReplayGuard:
         finally:
             self._flusher = None
 
-    def _record(
-        self, sender_id: str, message_id: str, expires_at: dt.datetime, prune_before: Any
-    ) -> bool:
-        return self._record_many([(sender_id, message_id, expires_at)], prune_before)[0]
-
     def _record_many(
         self, rows: list[tuple[str, str, dt.datetime]], prune_before: dt.datetime | None
     ) -> list[bool]:
