@@ -27,8 +27,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.upstream_search import brns, simulator_token  # noqa: E402
+from bench.upstream_search import brns  # noqa: E402
 from tests.servers import free_port, stop_process, wait_until_serving  # noqa: E402
+from tests.simulators import simulator_token  # noqa: E402
 
 Call = Callable[[], Awaitable[tuple[int, bytes]]]
 

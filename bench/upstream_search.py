@@ -49,6 +49,7 @@ from bench.sync_search import (  # noqa: E402
     signed_bodies,
     wait_port,
 )
+from tests.simulators import simulator_token  # noqa: E402
 
 GRAPHQL_LUA = """
 local body = os.getenv("BENCH_BODY")
@@ -109,21 +110,6 @@ class Bridge:
     key: object
     secret: str
     token_env: dict[str, str]
-
-
-def simulator_token(sim_url: str) -> str:
-    """A token of the simulator's search client (what the bridge itself would obtain)."""
-    from dci_bridge.upstream.simulator.config import SEARCH_CLIENT
-
-    answer = httpx.post(
-        f"{sim_url}/token",
-        params={
-            "grant_type": "client_credentials",
-            "client_id": SEARCH_CLIENT.client_id,
-            "client_secret": SEARCH_CLIENT.client_secret,
-        },
-    )
-    return str(answer.json()["access_token"])
 
 
 def bridge_env(store: Path, sim_url: str, data_dir: Path, *, signed: bool) -> dict[str, str]:

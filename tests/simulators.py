@@ -40,17 +40,22 @@ class RunningSimulator:
     app: OpenCrvsSimulator
 
     def token(self, client: SimClient = SEARCH_CLIENT) -> str:
-        answer = httpx.post(
-            f"{self.url}/token",
-            params={
-                "grant_type": "client_credentials",
-                "client_id": client.client_id,
-                "client_secret": client.client_secret,
-            },
-        )
-        answer.raise_for_status()
-        token: str = answer.json()["access_token"]
-        return token
+        return simulator_token(self.url, client)
+
+
+def simulator_token(url: str, client: SimClient = SEARCH_CLIENT) -> str:
+    """A system-client token from the simulator at `url` (in process or its own process)."""
+    answer = httpx.post(
+        f"{url}/token",
+        params={
+            "grant_type": "client_credentials",
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
+        },
+    )
+    answer.raise_for_status()
+    token: str = answer.json()["access_token"]
+    return token
 
 
 _POPULATIONS: dict[tuple[int, int], Any] = {}
