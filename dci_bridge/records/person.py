@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import msgspec
 
@@ -57,6 +57,15 @@ _TYPE_ORDER = {
         ]
     )
 }
+_WIRE_TYPE = {kind: kind.value for kind in IdentifierType}
+"""Identifier type -> its text on the wire (an enum's `.value` is a property: slow, per use)."""
+_UIN_TYPE, _BRN_TYPE = IdentifierType.UIN, IdentifierType.BRN
+_RECORD_ID_TYPE = IdentifierType.OPENCRVS_RECORD_ID
+_TRACKING_ID_TYPE = IdentifierType.OPENCRVS_TRACKING_ID
+_UIN = IdentifierType.UIN.value
+_BRN = IdentifierType.BRN.value
+_CHILD, _DECEASED, _BRIDE, _GROOM = Role.CHILD, Role.DECEASED, Role.BRIDE, Role.GROOM
+"""Enum members as module constants: each `Role.X` in a loop is an attribute look-up."""
 _EPOCH = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 _ENCODER = msgspec.json.Encoder()
 
@@ -102,10 +111,12 @@ def linked_persons(record: MappedRecord) -> list[MappedPerson]:
 def match_identifiers(person: MappedPerson) -> list[tuple[IdentifierType, str]]:
     """Identifiers that say two records name the same person, strongest first (UIN, BRN)."""
     found: list[tuple[IdentifierType, str]] = []
-    if person.national_id:
-        found.append((IdentifierType.UIN, person.national_id))
-    if person.birth_registration_number:
-        found.append((IdentifierType.BRN, person.birth_registration_number))
+    national_id = person.national_id
+    if national_id:
+        found.append((_UIN_TYPE, national_id))
+    number = person.birth_registration_number
+    if number:
+        found.append((_BRN_TYPE, number))
     return found
 
 
@@ -119,9 +130,9 @@ def person_identifiers(
         if kind is not None:
             found.append((kind, value))
     if person.role in SUBJECT_ROLES:
-        found.append((IdentifierType.OPENCRVS_RECORD_ID, record.record_id))
+        found.append((_RECORD_ID_TYPE, record.record_id))
         if record.tracking_id:
-            found.append((IdentifierType.OPENCRVS_TRACKING_ID, record.tracking_id))
+            found.append((_TRACKING_ID_TYPE, record.tracking_id))
     return found
 
 
@@ -160,8 +171,8 @@ def _order(link: Link) -> tuple[int, float]:
     return (0 if person.role in SUBJECT_ROLES else 1, -when.timestamp())
 
 
-def _first(values: Iterable[str | None]) -> str | None:
-    return next((v for v in values if v), None)
+def _identifier_order(item: tuple[IdentifierType, str]) -> tuple[int, str]:
+    return _TYPE_ORDER[item[0]], item[1]
 
 
 def _full_date(value: str | None) -> dt.date | None:
@@ -194,15 +205,12 @@ def _place(place: EventPlace | None) -> Place | None:
 def _parent(person: MappedPerson | None) -> Identifier | None:
     if person is None:
         return None
-    if person.national_id:
-        return Identifier(
-            identifier_type=IdentifierType.UIN.value, identifier_value=person.national_id
-        )
-    if person.birth_registration_number:
-        return Identifier(
-            identifier_type=IdentifierType.BRN.value,
-            identifier_value=person.birth_registration_number,
-        )
+    national_id = person.national_id
+    if national_id:
+        return Identifier(identifier_type=_UIN, identifier_value=national_id)
+    number = person.birth_registration_number
+    if number:
+        return Identifier(identifier_type=_BRN, identifier_value=number)
     return None
 
 
@@ -224,49 +232,77 @@ def _address(links: Sequence[Link]) -> list[Address] | None:
 
 
 def build_person(person_key: str, links: Sequence[Link]) -> PersonView:
-    """Merge a person's links (registered records only) into one view; `links` must be non-empty."""
+    """Merge a person's links (registered records only) into one view; `links` must be non-empty.
+
+    Links are taken in precedence order (`_order`); for each field the first link that has a
+    value gives it. One pass over the links: a look-up through OpenCRVS builds a person per
+    answer, and a pass per field (a generator each) cost twice the time."""
     if not links:
         raise ValueError("a person needs at least one record")
-    ordered = sorted(links, key=_order)
-    people = [p for _, p in ordered]
-    child = next((link for link in ordered if link[1].role is Role.CHILD), None)
-    deceased = next((link for link in ordered if link[1].role is Role.DECEASED), None)
-    married = [link for link in ordered if link[1].role in (Role.BRIDE, Role.GROOM)]
-
-    named = next((p for p in people if p.given_names or p.family_name), None)
+    ordered = sorted(links, key=_order) if len(links) > 1 else links
+    child: Link | None = None
+    deceased: Link | None = None
+    named: MappedPerson | None = None
+    sex = birth_any = death_any = marital = None
+    has_marriage = is_deceased = False
+    married_dates: set[str] = set()
+    any_dates: set[str] = set()
+    registration_date: dt.datetime | None = None
+    last_updated: dt.datetime | None = None
+    phones: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    seen: set[tuple[IdentifierType, str]] = set()
+    for link in ordered:
+        record, person = link
+        role = person.role
+        spouse = role is _BRIDE or role is _GROOM
+        if role is _CHILD:
+            if child is None:
+                child = link
+        elif role is _DECEASED:
+            if deceased is None:
+                deceased = link
+        elif spouse:
+            has_marriage = True
+            if person.marriage_date:
+                married_dates.add(person.marriage_date)
+        if person.marriage_date:
+            any_dates.add(person.marriage_date)
+        if named is None and (person.given_names or person.family_name):
+            named = person
+        if sex is None and person.sex:
+            sex = person.sex
+        if birth_any is None and person.birth_date:
+            birth_any = person.birth_date
+        if death_any is None and person.death_date:
+            death_any = person.death_date
+        if marital is None:
+            marital = person.marital_status or ("M" if spouse else None)
+        is_deceased = is_deceased or person.is_deceased
+        if not phones:
+            phones = person.phone_numbers
+        if not emails:
+            emails = person.emails
+        when = record.last_modified
+        if when is not None:
+            if last_updated is None or when > last_updated:
+                last_updated = when
+            if role in SUBJECT_ROLES and (registration_date is None or when < registration_date):
+                registration_date = when
+        seen.update(person_identifiers(record, person))
+    identifiers = tuple(sorted(seen, key=_identifier_order))
     given = named.given_names if named else ()
     surname = named.family_name if named else None
-    birth_date = (child[1].birth_date if child else None) or _first(p.birth_date for p in people)
-    death_date = (deceased[1].death_date if deceased else None) or _first(
-        p.death_date for p in people
-    )
-    marital = _first(
-        p.marital_status or ("M" if p.role in (Role.BRIDE, Role.GROOM) else None) for p in people
-    )
-    marriage_dates = sorted({p.marriage_date for _, p in married if p.marriage_date}) or sorted(
-        {p.marriage_date for p in people if p.marriage_date}
-    )
-    subject_times = [
-        r.last_modified for r, p in ordered if p.role in SUBJECT_ROLES and r.last_modified
-    ]
-    all_times = [r.last_modified for r, _ in ordered if r.last_modified]
-    registration_date = min(subject_times) if subject_times else None
-    last_updated = max(all_times) if all_times else None
-
-    seen: set[tuple[IdentifierType, str]] = set()
-    for record, person in ordered:
-        seen.update(person_identifiers(record, person))
-    identifiers = tuple(sorted(seen, key=lambda item: (_TYPE_ORDER[item[0]], item[1])))
-
+    birth_date = (child[1].birth_date if child else None) or birth_any
+    death_date = (deceased[1].death_date if deceased else None) or death_any
+    marriage_dates = sorted(married_dates) or sorted(any_dates)
     birth_place = child[0].place if child else None
     death_place = deceased[0].place if deceased else None
-    is_deceased = deceased is not None or any(p.is_deceased for p in people)
-    phones = next((p.phone_numbers for p in people if p.phone_numbers), ())
-    emails = next((p.emails for p in people if p.emails), ())
+    is_deceased = deceased is not None or is_deceased
     dci = CrvsPerson(
         id=f"urn:uuid:{person_key}",
         identifier=[
-            Identifier(identifier_type=t.value, identifier_value=v) for t, v in identifiers
+            Identifier(identifier_type=_WIRE_TYPE[t], identifier_value=v) for t, v in identifiers
         ],
         name=Name(
             given_name=given[0] if given else None,
@@ -275,7 +311,7 @@ def build_person(person_key: str, links: Sequence[Link]) -> PersonView:
         )
         if named
         else None,
-        sex=_first(p.sex for p in people),
+        sex=sex,
         birth_date=birth_date,
         birth_place=_place(birth_place),
         death_date=death_date,
@@ -308,7 +344,7 @@ def build_person(person_key: str, links: Sequence[Link]) -> PersonView:
         last_updated=last_updated,
         has_birth=child is not None,
         has_death=deceased is not None,
-        has_marriage=bool(married),
+        has_marriage=has_marriage,
         identifiers=identifiers,
         dci=dci,
     )

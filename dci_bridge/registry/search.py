@@ -148,6 +148,7 @@ class SearchService:
         items = request.search_request
         policy = await self.admit(sender, len(items), charge=charge)
         now = self.clock.now()
+        stamp = isoformat_z(now)
         seen: set[str] = set()
         duplicates: set[int] = set()
         for index, item in enumerate(items):
@@ -155,12 +156,12 @@ class SearchService:
                 duplicates.add(index)
             seen.add(item.reference_id)
         if len(items) == 1:
-            answers = [await self._item(items[0], 0 in duplicates, policy, now)]
+            answers = [await self._item(items[0], 0 in duplicates, policy, now, stamp)]
         else:
             answers = list(
                 await asyncio.gather(
                     *(
-                        self._item(item, i in duplicates, policy, now)
+                        self._item(item, i in duplicates, policy, now, stamp)
                         for i, item in enumerate(items)
                     )
                 )
@@ -173,7 +174,7 @@ class SearchService:
         )
         callback = MsgCallbackHeader(
             message_id=self.ids.new_id(),
-            message_ts=isoformat_z(now),
+            message_ts=stamp,
             action="on-search",
             status=RequestStatus.SUCC,
             total_count=len(items),
@@ -195,8 +196,8 @@ class SearchService:
         duplicate: bool,
         policy: CompiledPolicy | None,
         now: dt.datetime,
+        stamp: str,
     ) -> tuple[SearchResponseItem, Disclosure]:
-        stamp = isoformat_z(now)
         criteria = item.search_criteria
         disclosure = Disclosure(reference_id=item.reference_id, query_type=criteria.query_type)
         default_size = self.settings.search.default_page_size

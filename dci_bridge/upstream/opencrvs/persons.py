@@ -24,11 +24,17 @@ from dci_bridge.records.person import (
     person_key_for,
 )
 
+_CHILD = Role.CHILD  # a module constant: `Role.CHILD` is an attribute look-up per use
+
+
+def _link_order(link: Link) -> tuple[str, str]:
+    return link[0].record_id, link[1].role  # StrEnum: as text
+
 
 def _key(links: list[Link]) -> str:
-    ordered = sorted(links, key=lambda link: (link[0].record_id, link[1].role))  # StrEnum: as text
+    ordered = sorted(links, key=_link_order) if len(links) > 1 else links
     for record, person in ordered:
-        if person.role is Role.CHILD:
+        if person.role is _CHILD:
             return person_key_for(record, person)
     for record, person in ordered:
         if person.national_id:
