@@ -161,6 +161,13 @@ class Resources:
 
 def parse_date(value: Any, path: str) -> str | None:
     """A FHIR date or dateTime as `YYYY`, `YYYY-MM` or `YYYY-MM-DD` (time dropped)."""
+    if type(value) is str and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        try:  # the usual full date, accepted by the calendar alone (a third of the time)
+            dt.date.fromisoformat(value)
+        except ValueError:
+            pass  # the checks below say what is wrong with it
+        else:
+            return value
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, str):

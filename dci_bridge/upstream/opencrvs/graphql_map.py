@@ -463,19 +463,27 @@ def _struct_person(
     )
 
 
-def _struct_address(value: list[GqlAddress | None] | None) -> MappedAddress | None:
-    items = [a for a in value or () if a is not None]
-    chosen = next((a for a in items if a.type == "PRIMARY_ADDRESS"), items[0] if items else None)
+def _struct_address(value: list[GqlAddress | None]) -> MappedAddress | None:
+    chosen = None
+    for address in value:
+        if address is not None:
+            if address.type == "PRIMARY_ADDRESS":
+                chosen = address
+                break
+            if chosen is None:
+                chosen = address
     if chosen is None:
         return None
-    lines = tuple(t for t in (_stext(x) for x in chosen.line or ()) if t)
+    lines = tuple(t for t in (x.strip() for x in chosen.line or () if x) if t)
+    city, district, state = chosen.city, chosen.district, chosen.state
+    postal_code, country = chosen.postalCode, chosen.country
     return MappedAddress(
         lines=lines,
-        city=_stext(chosen.city),
-        district_id=_stext(chosen.district),
-        state_id=_stext(chosen.state),
-        postal_code=_stext(chosen.postalCode),
-        country=_stext(chosen.country),
+        city=city.strip() or None if city else None,
+        district_id=district.strip() or None if district else None,
+        state_id=state.strip() or None if state else None,
+        postal_code=postal_code.strip() or None if postal_code else None,
+        country=country.strip() or None if country else None,
     )
 
 
