@@ -14,7 +14,6 @@ rejected, even for senders allowed to send unsigned messages.
 
 from __future__ import annotations
 
-import re
 from typing import Final, Literal
 
 import msgspec
@@ -51,7 +50,7 @@ SchemePolicy = Literal["any", "jws", "dci-signature"]
 """Which received schemes a sender may use (`jws` covers attached and detached)."""
 SIGNATURE_SCHEMES: Final = ("jws", "jws-detached", "dci-signature")
 
-_JWS_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")
+_JWS_CHARS: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-."
 
 
 class VerifiedSignature(msgspec.Struct, frozen=True):
@@ -70,8 +69,18 @@ UNSIGNED: Final = VerifiedSignature("unsigned")
 
 
 def detect_scheme(signature: str) -> Literal["jws", "dci-signature"]:
-    """`jws` for three dot-separated base64url segments, otherwise `dci-signature`."""
-    return "jws" if _JWS_SHAPE.fullmatch(signature.strip()) else "dci-signature"
+    """`jws` for three dot-separated base64url segments (the first and last not empty),
+    otherwise `dci-signature`.
+
+    Checked by deleting the alphabet from the bytes (`bytes.translate`): a regular
+    expression walked the whole JWS character by character, about 1% of a signed search."""
+    text = signature.strip()
+    if not text.isascii() or text.count(".") != 2:
+        return "dci-signature"
+    if text.encode("ascii").translate(None, _JWS_CHARS):
+        return "dci-signature"  # a character outside base64url
+    first, _, last = text.split(".")
+    return "jws" if first and last else "dci-signature"
 
 
 def signature_key_id(signature: str | None) -> str | None:
