@@ -105,6 +105,12 @@ class EventPlace(msgspec.Struct, frozen=True):
     state_name: str | None = None
 
 
+_CHILD, _DECEASED, _BRIDE, _GROOM = Role.CHILD, Role.DECEASED, Role.BRIDE, Role.GROOM
+_MOTHER, _FATHER, _SPOUSE = Role.MOTHER, Role.FATHER, Role.SPOUSE
+"""Roles as module constants: in Python 3.11 each `Role.X` read goes through EnumType's
+attribute hook (about a microsecond); the role properties run for every record read."""
+
+
 class MappedRecord(msgspec.Struct, frozen=True):
     """One OpenCRVS record (birth, death or marriage registration) and the persons it names."""
 
@@ -135,28 +141,28 @@ class MappedRecord(msgspec.Struct, frozen=True):
 
     @property
     def child(self) -> MappedPerson | None:
-        return self.role(Role.CHILD)
+        return self.role(_CHILD)
 
     @property
     def deceased(self) -> MappedPerson | None:
-        return self.role(Role.DECEASED)
+        return self.role(_DECEASED)
 
     @property
     def mother(self) -> MappedPerson | None:
-        return self.role(Role.MOTHER)
+        return self.role(_MOTHER)
 
     @property
     def father(self) -> MappedPerson | None:
-        return self.role(Role.FATHER)
+        return self.role(_FATHER)
 
     @property
     def spouse(self) -> MappedPerson | None:
-        return self.role(Role.SPOUSE)
+        return self.role(_SPOUSE)
 
     @property
     def bride(self) -> MappedPerson | None:
-        return self.role(Role.BRIDE)
+        return self.role(_BRIDE)
 
     @property
     def groom(self) -> MappedPerson | None:
-        return self.role(Role.GROOM)
+        return self.role(_GROOM)

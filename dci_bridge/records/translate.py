@@ -97,11 +97,20 @@ def translate_filter(filter_type: QueryType | None, raw: Any) -> Expr | None:
     return _query_expr(filter_type, raw)
 
 
+_SERVED_REGISTRY_TYPES = (RegistryType.CIVIL, RegistryType.UNKNOWN)
+_GRAPHQL = QueryType.GRAPHQL
+_EQ, _IN = ExpOperator.EQ, ExpOperator.IN
+_ID_OPERATORS = (_EQ, _IN)
+_NID, _UIN = IdentifierType.NID, IdentifierType.UIN
+# enum members held as module constants: in Python 3.11 each `Enum.X` read goes through
+# EnumType's attribute hook (about a microsecond), and these run for every search item
+
+
 def _check_registry_type(value: str | None) -> None:
     if value is None or value == "":
         return
     parsed = parse_registry_type(value)
-    if parsed not in (RegistryType.CIVIL, RegistryType.UNKNOWN):
+    if parsed not in _SERVED_REGISTRY_TYPES:
         raise ItemRejection(
             CRITERIA,
             "reg_type is not served by this civil registry",
@@ -139,7 +148,7 @@ def _event_filter(criteria: SearchCriteria) -> frozenset[EventType]:
 
 
 def _query_expr(query_type: QueryType, raw: Any) -> Expr:
-    if query_type is QueryType.GRAPHQL:
+    if query_type is _GRAPHQL:
         raise ItemRejection(
             CRITERIA, "query_type graphql is not supported", path="search_criteria.query_type"
         )
@@ -152,7 +161,7 @@ def _query_expr(query_type: QueryType, raw: Any) -> Expr:
             path="search_criteria.query",
         ) from None
     if isinstance(query, IdTypeValueQuery):
-        return _identifier(query.type, ExpOperator.EQ, query.value, path="search_criteria.query")
+        return _identifier(query.type, _EQ, query.value, path="search_criteria.query")
     if isinstance(query, ExpressionQuery):
         try:
             return parse_expression(query.value.expression, _make_condition)
@@ -233,9 +242,9 @@ def _identifier(type_name: str, op: ExpOperator, value: Any, *, path: str | None
     id_type = _ID_TYPES.get(str(type_name).strip().lower())
     if id_type is None:
         raise ItemRejection(CRITERIA, "unknown identifier type", path=path and f"{path}.type")
-    if op not in (ExpOperator.EQ, ExpOperator.IN):
+    if op not in _ID_OPERATORS:
         raise ItemRejection(CRITERIA, "identifiers can only be compared with eq or in", path=path)
-    raw_values = _as_list(value) if op is ExpOperator.IN else [value]
+    raw_values = _as_list(value) if op is _IN else [value]
     values: list[str] = []
     for raw in raw_values:
         if isinstance(raw, bool) or not isinstance(raw, str | int):
@@ -250,7 +259,7 @@ def _identifier(type_name: str, op: ExpOperator, value: Any, *, path: str | None
                 path=path and f"{path}.value",
             )
         values.append(text)
-    canonical = IdentifierType.UIN if id_type is IdentifierType.NID else id_type
+    canonical = _UIN if id_type is _NID else id_type
     return IdentifierLookup(canonical, tuple(values))
 
 

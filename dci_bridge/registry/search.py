@@ -37,6 +37,12 @@ from dci_bridge.registry.policy_store import PolicySource
 from dci_bridge.registry.ratelimit import RateLimiter
 from dci_bridge.settings import Settings
 
+_SUCC = RequestStatus.SUCC
+_CIVIL_WIRE = registry_type_wire(RegistryType.CIVIL)
+_PERSON_WIRE = record_type_wire(RecordType.PERSON)
+"""Computed once: in Python 3.11 each `Enum.X` read (and `.value`) goes through a Python-level
+hook, and these are read for every answered item."""
+
 
 class SearchOutcome(msgspec.Struct, frozen=True):
     """What a search produced: the response and the callback header to send it with."""
@@ -176,7 +182,7 @@ class SearchService:
             message_id=self.ids.new_id(),
             message_ts=stamp,
             action="on-search",
-            status=RequestStatus.SUCC,
+            status=_SUCC,
             total_count=len(items),
             completed_count=len(results),
             sender_id=self.settings.registry.registry_id,
@@ -260,10 +266,10 @@ class SearchService:
         answer = SearchResponseItem(
             reference_id=item.reference_id,
             timestamp=stamp,
-            status=RequestStatus.SUCC,
+            status=_SUCC,
             data=SearchResponseData(
-                reg_type=registry_type_wire(RegistryType.CIVIL),
-                reg_record_type=record_type_wire(RecordType.PERSON),
+                reg_type=_CIVIL_WIRE,
+                reg_record_type=_PERSON_WIRE,
                 reg_records=records,
             ),
             pagination=Pagination(

@@ -407,6 +407,9 @@ def read_registration_struct(
     )
 
 
+_DECEASED = Role.DECEASED  # a module constant: an enum member read is slow in Python 3.11
+
+
 def _struct_person(
     value: GqlPerson, role: Role, event: RecordEvent, number: str | None, path: str
 ) -> MappedPerson:
@@ -449,7 +452,7 @@ def _struct_person(
         family_name=family,
         sex=gender or None,
         birth_date=parse_date(value.birthDate, f"{path}.birthDate") if value.birthDate else None,
-        is_deceased=bool(deceased is not None and deceased.deceased) or role is Role.DECEASED,
+        is_deceased=bool(deceased is not None and deceased.deceased) or role is _DECEASED,
         death_date=parse_date(deceased.deathDate, f"{path}.deceased.deathDate")
         if deceased is not None and deceased.deathDate
         else None,

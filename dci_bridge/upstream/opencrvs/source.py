@@ -50,6 +50,10 @@ T = TypeVar("T")
 
 LINK_ROUNDS = 3
 """Rounds of following national ids and BRNs to a person's other records."""
+_LINKING = frozenset({IdentifierType.UIN, IdentifierType.BRN})
+_NID, _UIN = IdentifierType.NID, IdentifierType.UIN
+# enum members held as module constants: in Python 3.11 each `IdentifierType.X` read goes
+# through EnumType's attribute hook (about a microsecond), several times per search
 
 
 class Driver(Protocol):
@@ -159,7 +163,7 @@ class OpenCrvsSource:
         records: dict[str, MappedRecord] = {}
         explored: set[tuple[IdentifierType, str]] = set()
         wanted = list(plan.seeds)
-        holding = {(IdentifierType.UIN if k is IdentifierType.NID else k, v) for k, v in plan.seeds}
+        holding = {(_UIN if k is _NID else k, v) for k, v in plan.seeds}
         views: list[PersonView] = []
         for _ in range(LINK_ROUNDS):
             searches = [s for s in dict.fromkeys(wanted) if s not in explored]
@@ -227,7 +231,7 @@ def _linking_identifiers(views: Sequence[PersonView]) -> Iterable[tuple[Identifi
     """National ids and BRNs of the found persons (to find their other records)."""
     for view in views:
         for kind, value in view.identifiers:
-            if kind in (IdentifierType.UIN, IdentifierType.BRN):
+            if kind in _LINKING:
                 yield kind, value
 
 
