@@ -6,7 +6,7 @@ This bench calls the bridge's ASGI app in process (lifespan run as a server woul
 searches at a time, against the OpenCRVS simulator in its own process, and reports the
 process CPU seconds per search over N searches (after a warm-up; the background tasks'
 work in the following 0.6 s is counted too). `--memo-upstream` answers each distinct
-OpenCRVS call from the answer it got the first time (the aiohttp exchange is skipped from
+OpenCRVS call from the answer it got the first time (the HTTP exchange is skipped from
 the second time on), so what is left is the bridge's own code: admission, the search,
 mapping, audit, the signed answer. The bench sender signs with Ed25519 and has the
 sync-search bench's BRN policy, as in `upstream_search.py`.
