@@ -103,7 +103,8 @@ _EQ, _IN = ExpOperator.EQ, ExpOperator.IN
 _ID_OPERATORS = (_EQ, _IN)
 _NID, _UIN = IdentifierType.NID, IdentifierType.UIN
 # enum members held as module constants: in Python 3.11 each `Enum.X` read goes through
-# EnumType's attribute hook (about a microsecond), and these run for every search item
+# EnumType's attribute hook (0.2 us on the bench machine, 20x a module name), and these
+# run for every search item
 
 
 def _check_registry_type(value: str | None) -> None:

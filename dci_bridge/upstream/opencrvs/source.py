@@ -53,7 +53,8 @@ LINK_ROUNDS = 3
 _LINKING = frozenset({IdentifierType.UIN, IdentifierType.BRN})
 _NID, _UIN = IdentifierType.NID, IdentifierType.UIN
 # enum members held as module constants: in Python 3.11 each `IdentifierType.X` read goes
-# through EnumType's attribute hook (about a microsecond), several times per search
+# through EnumType's attribute hook (0.2 us on the bench machine, 20x a module name),
+# several times per search
 
 
 class Driver(Protocol):
