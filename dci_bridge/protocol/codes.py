@@ -189,6 +189,15 @@ class IdentifierType(enum.StrEnum):
     OPENCRVS_TRACKING_ID = "OPENCRVS_TRACKING_ID"
 
 
+_NID, _UIN = IdentifierType.NID, IdentifierType.UIN
+
+
+def canonical_identifier_type(kind: IdentifierType) -> IdentifierType:
+    """UIN for NID (OpenCRVS's name for the national id; persons carry it as UIN), else
+    `kind` itself."""
+    return _UIN if kind is _NID else kind
+
+
 class RegistryType(enum.StrEnum):
     CIVIL = "Civil"
     IBR = "IBR"

@@ -105,11 +105,15 @@ class EventPlace(msgspec.Struct, frozen=True):
     state_name: str | None = None
 
 
-_CHILD, _DECEASED, _BRIDE, _GROOM = Role.CHILD, Role.DECEASED, Role.BRIDE, Role.GROOM
-_MOTHER, _FATHER, _SPOUSE = Role.MOTHER, Role.FATHER, Role.SPOUSE
-"""Roles as module constants: in Python 3.11 each `Role.X` read goes through EnumType's
-attribute hook (0.2 us on the bench machine, 20x a module name); the role properties run
-for every record read."""
+ROLE_CHILD, ROLE_DECEASED, ROLE_BRIDE, ROLE_GROOM = (
+    Role.CHILD,
+    Role.DECEASED,
+    Role.BRIDE,
+    Role.GROOM,
+)
+ROLE_MOTHER, ROLE_FATHER, ROLE_SPOUSE = Role.MOTHER, Role.FATHER, Role.SPOUSE
+"""The roles as module names, for code run per record: in Python 3.11 each `Role.X` read goes
+through EnumType's attribute hook (0.2 us on the bench machine, 20x a module name)."""
 
 
 class MappedRecord(msgspec.Struct, frozen=True):
@@ -142,28 +146,28 @@ class MappedRecord(msgspec.Struct, frozen=True):
 
     @property
     def child(self) -> MappedPerson | None:
-        return self.role(_CHILD)
+        return self.role(ROLE_CHILD)
 
     @property
     def deceased(self) -> MappedPerson | None:
-        return self.role(_DECEASED)
+        return self.role(ROLE_DECEASED)
 
     @property
     def mother(self) -> MappedPerson | None:
-        return self.role(_MOTHER)
+        return self.role(ROLE_MOTHER)
 
     @property
     def father(self) -> MappedPerson | None:
-        return self.role(_FATHER)
+        return self.role(ROLE_FATHER)
 
     @property
     def spouse(self) -> MappedPerson | None:
-        return self.role(_SPOUSE)
+        return self.role(ROLE_SPOUSE)
 
     @property
     def bride(self) -> MappedPerson | None:
-        return self.role(_BRIDE)
+        return self.role(ROLE_BRIDE)
 
     @property
     def groom(self) -> MappedPerson | None:
-        return self.role(_GROOM)
+        return self.role(ROLE_GROOM)

@@ -26,6 +26,10 @@ from dci_bridge.records.mapped import (
     DEATH_REGISTRATION_NUMBER,
     MARRIAGE_REGISTRATION_NUMBER,
     NATIONAL_ID,
+    ROLE_BRIDE,
+    ROLE_CHILD,
+    ROLE_DECEASED,
+    ROLE_GROOM,
     SUBJECT_ROLES,
     EventPlace,
     MappedPerson,
@@ -59,13 +63,9 @@ _TYPE_ORDER = {
 }
 _WIRE_TYPE = {kind: kind.value for kind in IdentifierType}
 """Identifier type -> its text on the wire (an enum's `.value` is a property: slow, per use)."""
-_UIN_TYPE, _BRN_TYPE = IdentifierType.UIN, IdentifierType.BRN
+_UIN_TYPE, _BRN_TYPE = IdentifierType.UIN, IdentifierType.BRN  # slow enum reads: records.mapped
 _RECORD_ID_TYPE = IdentifierType.OPENCRVS_RECORD_ID
 _TRACKING_ID_TYPE = IdentifierType.OPENCRVS_TRACKING_ID
-_UIN = IdentifierType.UIN.value
-_BRN = IdentifierType.BRN.value
-_CHILD, _DECEASED, _BRIDE, _GROOM = Role.CHILD, Role.DECEASED, Role.BRIDE, Role.GROOM
-"""Enum members as module constants: each `Role.X` in a loop is an attribute look-up."""
 _EPOCH = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 _ENCODER = msgspec.json.Encoder()
 
@@ -207,10 +207,10 @@ def _parent(person: MappedPerson | None) -> Identifier | None:
         return None
     national_id = person.national_id
     if national_id:
-        return Identifier(identifier_type=_UIN, identifier_value=national_id)
+        return Identifier(identifier_type=_WIRE_TYPE[_UIN_TYPE], identifier_value=national_id)
     number = person.birth_registration_number
     if number:
-        return Identifier(identifier_type=_BRN, identifier_value=number)
+        return Identifier(identifier_type=_WIRE_TYPE[_BRN_TYPE], identifier_value=number)
     return None
 
 
@@ -255,11 +255,11 @@ def build_person(person_key: str, links: Sequence[Link]) -> PersonView:
     for link in ordered:
         record, person = link
         role = person.role
-        spouse = role is _BRIDE or role is _GROOM
-        if role is _CHILD:
+        spouse = role is ROLE_BRIDE or role is ROLE_GROOM
+        if role is ROLE_CHILD:
             if child is None:
                 child = link
-        elif role is _DECEASED:
+        elif role is ROLE_DECEASED:
             if deceased is None:
                 deceased = link
         elif spouse:

@@ -23,6 +23,7 @@ from dci_bridge.protocol.codes import (
     RecordType,
     RegistryType,
     SearchStatusReasonCode,
+    canonical_identifier_type,
     parse_event_type,
     parse_record_type,
     parse_registry_type,
@@ -101,7 +102,6 @@ _SERVED_REGISTRY_TYPES = (RegistryType.CIVIL, RegistryType.UNKNOWN)
 _GRAPHQL = QueryType.GRAPHQL
 _EQ, _IN = ExpOperator.EQ, ExpOperator.IN
 _ID_OPERATORS = (_EQ, _IN)
-_NID, _UIN = IdentifierType.NID, IdentifierType.UIN
 # enum members held as module constants: in Python 3.11 each `Enum.X` read goes through
 # EnumType's attribute hook (0.2 us on the bench machine, 20x a module name), and these
 # run for every search item
@@ -260,8 +260,7 @@ def _identifier(type_name: str, op: ExpOperator, value: Any, *, path: str | None
                 path=path and f"{path}.value",
             )
         values.append(text)
-    canonical = _UIN if id_type is _NID else id_type
-    return IdentifierLookup(canonical, tuple(values))
+    return IdentifierLookup(canonical_identifier_type(id_type), tuple(values))
 
 
 def _as_list(value: Any) -> list[Any]:

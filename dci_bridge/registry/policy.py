@@ -40,6 +40,7 @@ from dci_bridge.protocol.codes import (
     RegistryType,
     SearchStatusReasonCode,
     SubscribeStatusReasonCode,
+    canonical_identifier_type,
     parse_event_type,
     parse_registry_type,
 )
@@ -218,8 +219,7 @@ def _selection(fields: Iterable[str]) -> tuple[Selection | None, frozenset[str] 
 def _identifier_type(name: str, key: str) -> IdentifierType:
     for member in IdentifierType:
         if member.value.lower() == name.strip().lower():
-            # NID is OpenCRVS's name for the national id; identifiers carry it as UIN
-            return IdentifierType.UIN if member is IdentifierType.NID else member
+            return canonical_identifier_type(member)
     raise PolicyError(f"{key}: unknown identifier type {name[:40]!r}")
 
 

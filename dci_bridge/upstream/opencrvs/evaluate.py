@@ -14,7 +14,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from dci_bridge.protocol.codes import EventType, IdentifierType, SortOrder
+from dci_bridge.protocol.codes import EventType, SortOrder, canonical_identifier_type
 from dci_bridge.records.person import PersonView
 from dci_bridge.records.query import (
     And,
@@ -110,7 +110,7 @@ def comparison(view: PersonView, cmp: Comparison) -> bool:
 
 def matches(view: PersonView, expr: Expr) -> bool:
     if isinstance(expr, IdentifierLookup):
-        kind = IdentifierType.UIN if expr.id_type is IdentifierType.NID else expr.id_type
+        kind = canonical_identifier_type(expr.id_type)
         return any((kind, clean_text(v, "identifier")) in view.identifiers for v in expr.values)
     if isinstance(expr, Comparison):
         return comparison(view, expr)

@@ -26,6 +26,7 @@ from dci_bridge.records.mapped import (
     BIRTH_REGISTRATION_NUMBER,
     DEATH_REGISTRATION_NUMBER,
     MARRIAGE_REGISTRATION_NUMBER,
+    ROLE_DECEASED,
     SUBJECT_ROLES,
     EventPlace,
     MappedAddress,
@@ -407,9 +408,6 @@ def read_registration_struct(
     )
 
 
-_DECEASED = Role.DECEASED  # a module constant: an enum member read is slow in Python 3.11
-
-
 def _struct_person(
     value: GqlPerson, role: Role, event: RecordEvent, number: str | None, path: str
 ) -> MappedPerson:
@@ -452,7 +450,7 @@ def _struct_person(
         family_name=family,
         sex=gender or None,
         birth_date=parse_date(value.birthDate, f"{path}.birthDate") if value.birthDate else None,
-        is_deceased=bool(deceased is not None and deceased.deceased) or role is _DECEASED,
+        is_deceased=bool(deceased is not None and deceased.deceased) or role is ROLE_DECEASED,
         death_date=parse_date(deceased.deathDate, f"{path}.deceased.deathDate")
         if deceased is not None and deceased.deathDate
         else None,
@@ -460,33 +458,25 @@ def _struct_person(
         marriage_date=parse_date(value.dateOfMarriage, f"{path}.dateOfMarriage")
         if value.dateOfMarriage
         else None,
-        address=_struct_address(value.address) if value.address else None,
+        address=_struct_address(value.address),
         phone_numbers=tuple(phones),
         emails=tuple(emails),
     )
 
 
-def _struct_address(value: list[GqlAddress | None]) -> MappedAddress | None:
-    chosen = None
-    for address in value:
-        if address is not None:
-            if address.type == "PRIMARY_ADDRESS":
-                chosen = address
-                break
-            if chosen is None:
-                chosen = address
+def _struct_address(value: list[GqlAddress | None] | None) -> MappedAddress | None:
+    items = [a for a in value or () if a is not None]
+    chosen = next((a for a in items if a.type == "PRIMARY_ADDRESS"), items[0] if items else None)
     if chosen is None:
         return None
-    lines = tuple(t for t in (x.strip() for x in chosen.line or () if x) if t)
-    city, district, state = chosen.city, chosen.district, chosen.state
-    postal_code, country = chosen.postalCode, chosen.country
+    lines = tuple(t for t in (_stext(x) for x in chosen.line or ()) if t)
     return MappedAddress(
         lines=lines,
-        city=city.strip() or None if city else None,
-        district_id=district.strip() or None if district else None,
-        state_id=state.strip() or None if state else None,
-        postal_code=postal_code.strip() or None if postal_code else None,
-        country=country.strip() or None if country else None,
+        city=_stext(chosen.city),
+        district_id=_stext(chosen.district),
+        state_id=_stext(chosen.state),
+        postal_code=_stext(chosen.postalCode),
+        country=_stext(chosen.country),
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 
 from dci_bridge.protocol.codes import IdentifierType
-from dci_bridge.records.mapped import MappedRecord, Role
+from dci_bridge.records.mapped import ROLE_CHILD, MappedRecord
 from dci_bridge.records.person import (
     Link,
     PersonView,
@@ -24,8 +24,6 @@ from dci_bridge.records.person import (
     person_key_for,
 )
 
-_CHILD = Role.CHILD  # a module constant: `Role.CHILD` is an attribute look-up per use
-
 
 def _link_order(link: Link) -> tuple[str, str]:
     return link[0].record_id, link[1].role  # StrEnum: as text
@@ -34,7 +32,7 @@ def _link_order(link: Link) -> tuple[str, str]:
 def _key(links: list[Link]) -> str:
     ordered = sorted(links, key=_link_order) if len(links) > 1 else links
     for record, person in ordered:
-        if person.role is _CHILD:
+        if person.role is ROLE_CHILD:
             return person_key_for(record, person)
     for record, person in ordered:
         if person.national_id:

@@ -23,7 +23,11 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from dci_bridge.errors import ItemRejection, UpstreamError, UpstreamTimeoutError
-from dci_bridge.protocol.codes import IdentifierType, SearchStatusReasonCode
+from dci_bridge.protocol.codes import (
+    IdentifierType,
+    SearchStatusReasonCode,
+    canonical_identifier_type,
+)
 from dci_bridge.records.locations import LocationIndex, farajaland
 from dci_bridge.records.mapped import MappedRecord
 from dci_bridge.records.person import PersonView
@@ -51,10 +55,7 @@ T = TypeVar("T")
 LINK_ROUNDS = 3
 """Rounds of following national ids and BRNs to a person's other records."""
 _LINKING = frozenset({IdentifierType.UIN, IdentifierType.BRN})
-_NID, _UIN = IdentifierType.NID, IdentifierType.UIN
-# enum members held as module constants: in Python 3.11 each `IdentifierType.X` read goes
-# through EnumType's attribute hook (0.2 us on the bench machine, 20x a module name),
-# several times per search
+"""The identifier types followed to a person's other records (a set built once)."""
 
 
 class Driver(Protocol):
@@ -164,7 +165,7 @@ class OpenCrvsSource:
         records: dict[str, MappedRecord] = {}
         explored: set[tuple[IdentifierType, str]] = set()
         wanted = list(plan.seeds)
-        holding = {(_UIN if k is _NID else k, v) for k, v in plan.seeds}
+        holding = {(canonical_identifier_type(k), v) for k, v in plan.seeds}
         views: list[PersonView] = []
         for _ in range(LINK_ROUNDS):
             searches = [s for s in dict.fromkeys(wanted) if s not in explored]
