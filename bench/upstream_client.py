@@ -1,11 +1,13 @@
-"""CPU per OpenCRVS call: the bridge's upstream client (pyreqwest) against aiohttp.
+"""CPU per OpenCRVS call: the bridge's upstream client against aiohttp (and pyreqwest).
 
-Both send the same `fetchRegistration` GraphQL POST, with the same token and headers, to
-the OpenCRVS simulator (`dci-bridge simulator`, its own process) on loopback. In this
-process, rounds alternate between the two clients: N calls, 16 at a time, then N calls one
-at a time. Each row is this process's CPU (user + system, from getrusage) per call and its
-voluntary context switches per call; the summary gives the median per client and the
-ratio. This decided the upstream client (docs/decisions.md, "The OpenCRVS record source").
+Each client sends the same `fetchRegistration` GraphQL POST, with the same token and
+headers, to the OpenCRVS simulator (`dci-bridge simulator`, its own process) on loopback.
+In this process, rounds alternate between the clients: N calls, 16 at a time, then N calls
+one at a time. Each row is this process's CPU (user + system, from getrusage) per call and
+its voluntary context switches per call; the summary gives the median per client and the
+ratios. This decided the upstream client (docs/decisions.md, "The OpenCRVS record source").
+pyreqwest, the bridge's client before the event-loop one, is measured too when it is
+installed (`pip install 'pyreqwest>=0.15,<0.16'`; it is no longer a dependency).
 
 python bench/upstream_client.py [--calls 4000] [--rounds 3]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import resource
 import statistics
@@ -32,6 +35,7 @@ from tests.servers import free_port, stop_process, wait_until_serving  # noqa: E
 from tests.simulators import simulator_token  # noqa: E402
 
 Call = Callable[[], Awaitable[tuple[int, bytes]]]
+BRIDGE = "bridge (event loop)"
 
 
 def fetch_request(sim_url: str) -> tuple[str, bytes, dict[str, str]]:
@@ -76,6 +80,31 @@ async def bridge_client(url: str, body: bytes, headers: dict[str, str]) -> tuple
     return call, http.aclose
 
 
+async def pyreqwest_client(url: str, body: bytes, headers: dict[str, str]) -> tuple[Call, Call]:
+    """The client the bridge used in sessions 6-7: one-thread runtime, like the bridge had."""
+    from datetime import timedelta
+
+    from pyreqwest.client import ClientBuilder
+    from pyreqwest.http import HeaderMap
+
+    client = (
+        ClientBuilder()
+        .runtime_multithreaded(False)
+        .max_connections(16)
+        .timeout(timedelta(seconds=10))
+        .follow_redirects(False)
+        .default_cookie_store(False)
+        .build()
+    )
+    prepared = HeaderMap(headers)
+
+    async def call() -> tuple[int, bytes]:
+        response = await client.post(url).headers(prepared).body_bytes(body).build().send()
+        return response.status, bytes(await response.bytes())
+
+    return call, client.close
+
+
 async def aiohttp_client(url: str, body: bytes, headers: dict[str, str]) -> tuple[Call, Call]:
     import aiohttp
     from multidict import CIMultiDict
@@ -116,9 +145,11 @@ async def measure(call: Call, calls: int, concurrency: int) -> tuple[float, floa
 
 async def run(args: argparse.Namespace, url: str, body: bytes, headers: dict[str, str]) -> None:
     clients = {
-        "bridge (pyreqwest)": await bridge_client(url, body, headers),
+        BRIDGE: await bridge_client(url, body, headers),
         "aiohttp": await aiohttp_client(url, body, headers),
     }
+    if importlib.util.find_spec("pyreqwest") is not None:
+        clients["pyreqwest"] = await pyreqwest_client(url, body, headers)
     figures: dict[tuple[str, int], list[float]] = {}
     try:
         for call, _ in clients.values():
@@ -134,12 +165,13 @@ async def run(args: argparse.Namespace, url: str, body: bytes, headers: dict[str
         for _, close in clients.values():
             await close()
     for concurrency in (16, 1):
-        ours = statistics.median(figures[("bridge (pyreqwest)", concurrency)])
-        theirs = statistics.median(figures[("aiohttp", concurrency)])
-        print(
-            f"concurrency {concurrency}: median CPU per call pyreqwest {ours:.3f} ms, aiohttp"
-            f" {theirs:.3f} ms, ratio {ours / theirs:.2f}"
-        )
+        ours = statistics.median(figures[(BRIDGE, concurrency)])
+        line = f"concurrency {concurrency}: median CPU per call, bridge {ours:.3f} ms"
+        for name in clients:
+            if name != BRIDGE:
+                theirs = statistics.median(figures[(name, concurrency)])
+                line += f"; {name} {theirs:.3f} ms (bridge/{name} {ours / theirs:.2f})"
+        print(line)
 
 
 def main() -> None:

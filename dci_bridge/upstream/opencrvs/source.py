@@ -10,8 +10,8 @@ embedded store's own code (`persons.py`, `records.person.build_person`).
 - Attribute searches (`EventPlan`): OpenCRVS counts and pages (count = page size, skip =
   offset): exactly the page's records are fetched (OpenCRVS audits every fetch).
 The whole search has a deadline of `3 x timeout_s`; failures are `UpstreamError` (503) or
-`UpstreamTimeoutError` (504), never a hang. One shared HTTP client (pyreqwest) per source
-(`http.py`).
+`UpstreamTimeoutError` (504), never a hang. One shared HTTP client (keep-alive, on the event
+loop) per source (`http.py`).
 """
 
 from __future__ import annotations
