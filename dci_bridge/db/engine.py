@@ -22,12 +22,13 @@ at `SCHEMA_HEAD` reads the revision with one query.
 from __future__ import annotations
 
 import collections
+import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import sqlalchemy as sa
 
@@ -41,6 +42,7 @@ VERSION_TABLE: Final = "alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 """How long a SQLite writer waits for another writer before failing."""
+T = TypeVar("T")
 _MIGRATION_LOCK = 72611231
 """PostgreSQL advisory lock id held while migrating (several replicas may start at once)."""
 
@@ -85,6 +87,14 @@ class WriterLock:
                     raise
             self.release()  # handed over meanwhile: pass it on
             raise
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free now; never waits (False: someone holds it)."""
+        with self._guard:
+            if self._held_by is None:
+                self._held_by = threading.get_ident()
+                return True
+            return False
 
     def release(self) -> None:
         with self._guard:
@@ -226,6 +236,74 @@ def raw_write(engine: sa.Engine, *, urgent: bool = False) -> Iterator[Any]:
                 cursor.close()
         finally:
             connection.close()  # back to the pool
+
+
+class ImmediateWriter:
+    """Short SQLite write transactions run on the calling thread, when they can start now.
+
+    For a hot-path write on the event loop (the replay guard's insert: about 30 us of SQLite
+    work), the hop to a worker thread and back costs more CPU than the write: two thread
+    wake-ups and GIL hand-overs. `attempt(work)` runs `work(cursor)` in a write transaction
+    on this thread only if it needs no wait: this process's writer lock is free and SQLite
+    grants its write lock at once (its own connection has no busy timeout). Otherwise nothing
+    is done and it returns None: the caller takes the waiting path (`raw_write` in a worker
+    thread), so the event loop never waits for another writer. The connection never runs a
+    WAL checkpoint (the file I/O and fsync of one stay with the other connections).
+    SQLite files only (`None` from `for_engine` otherwise).
+    """
+
+    def __init__(self, engine: sa.Engine, lock: WriterLock) -> None:
+        self._engine = engine
+        self._lock = lock
+        self._connection: Any = None
+
+    @classmethod
+    def for_engine(cls, engine: sa.Engine) -> ImmediateWriter | None:
+        lock = _ENGINE_WRITERS.get(engine)
+        if lock is None or sqlite_path(engine.url) is None:
+            return None  # PostgreSQL (a network round trip), or in-memory SQLite
+        return cls(engine, lock)
+
+    def _open(self) -> Any:
+        proxied = self._engine.raw_connection()  # the engine's settings (WAL, synchronous)
+        driver = proxied.driver_connection
+        assert driver is not None
+        proxied.detach()  # ours from now on: closed by `close`, never back in the pool
+        driver.execute("PRAGMA busy_timeout=0")
+        driver.execute("PRAGMA wal_autocheckpoint=0")
+        self._connection = driver
+        return driver
+
+    def attempt(self, work: Callable[[Any], T]) -> T | None:
+        """`work(cursor)`'s result, committed; None when the write could not start at once
+        (nothing was done). `work` must not return None. Errors roll back and propagate."""
+        if not self._lock.try_acquire():
+            return None
+        try:
+            driver = self._open() if self._connection is None else self._connection
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    return None  # another process writes now
+                raise
+            cursor = driver.cursor()
+            try:
+                result = work(cursor)
+                driver.commit()
+            except BaseException:
+                driver.rollback()
+                raise
+            finally:
+                cursor.close()
+            return result
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 def _alembic_config(connection: sa.Connection) -> Config:

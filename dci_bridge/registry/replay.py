@@ -8,11 +8,14 @@ check anyway, so its row can go: pruning deletes expired rows at most once per
 
 Ids go in with `INSERT ... ON CONFLICT DO NOTHING RETURNING`; a conflict means the id was
 seen before: `DuplicateMessageError` (HTTP 409, `rjct.message_id.duplicate`). The writes are
-group-committed: while one transaction runs in a worker thread, the ids of requests arriving
-meanwhile queue up and go into the next transaction together, so concurrent requests share
-one commit (SQLite has a single writer; a commit per request would serialise them). The
-database is the source of truth, so several workers and replicas sharing it reject a replay
-sent to any of them.
+group-committed: the ids of requests arriving while a transaction is written queue up and go
+into the next transaction together, so concurrent requests share one commit (SQLite has a
+single writer; a commit per request would serialise them). On a SQLite file the transaction
+runs on the event loop itself when it can start at once (`db.engine.ImmediateWriter`: the
+write costs less than a hop to a worker thread and back), else in a worker thread, which
+waits for the other writers; pruning always runs in the thread, and checkpoints the WAL
+there (the loop's connection never does). The database is the source of truth, so several
+workers and replicas sharing it reject a replay sent to any of them.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import weakref
+from functools import partial
 from typing import Any, Final
 
 import anyio.to_thread
 import sqlalchemy as sa
 
 from dci_bridge.clock import Clock
-from dci_bridge.db.engine import raw_write
+from dci_bridge.db.engine import ImmediateWriter, raw_write
 from dci_bridge.errors import DuplicateMessageError, RequestError
 from dci_bridge.protocol.codes import HeaderStatusReasonCode
 
@@ -78,6 +83,9 @@ class ReplayGuard:
         self._mark = "?" if self._dialect == "sqlite" else "%s"
         """The driver's parameter marker (statements go through the driver, `raw_write`)."""
         self._sql_cache: dict[int, str] = {}
+        self._now_writer = ImmediateWriter.for_engine(engine)
+        if self._now_writer is not None:
+            weakref.finalize(self, self._now_writer.close)
 
     def check_window(self, message_ts: str) -> dt.datetime:
         """The parsed `message_ts`; raises `RequestError` (rjct.message_ts.invalid) when it is
@@ -127,9 +135,13 @@ class ReplayGuard:
                     self._next_prune = now + self.prune_every
                 rows = [row for row, _ in batch]
                 try:
-                    fresh = await anyio.to_thread.run_sync(
-                        self._record_many, rows, now if prune else None
-                    )
+                    fresh = None
+                    if self._now_writer is not None and not prune:
+                        fresh = self._now_writer.attempt(partial(self._insert_many, rows))
+                    if fresh is None:  # PostgreSQL, pruning, or another writer at work
+                        fresh = await anyio.to_thread.run_sync(
+                            self._record_many, rows, now if prune else None
+                        )
                 except BaseException as exc:
                     for _, future in batch:
                         if not future.done():
@@ -146,25 +158,33 @@ class ReplayGuard:
     def _record_many(
         self, rows: list[tuple[str, str, dt.datetime]], prune_before: dt.datetime | None
     ) -> list[bool]:
-        """Insert the ids in one transaction; which of them were new. One multi-row
-        `INSERT ... ON CONFLICT DO NOTHING RETURNING` per chunk, through the driver
-        (`raw_write`): on the hot path SQLAlchemy's per-transaction work would cost several
-        times the write itself."""
+        """Insert the ids in one transaction (waiting for the other writers: a worker
+        thread's path); which of them were new. Through the driver (`raw_write`): on the hot
+        path SQLAlchemy's per-transaction work would cost several times the write itself."""
+        with raw_write(self.engine, urgent=True) as cursor:
+            fresh = self._insert_many(rows, cursor)
+            if prune_before is not None:
+                self._prune(cursor, prune_before)
+        if prune_before is not None and self._dialect == "sqlite":
+            with self.engine.connect() as conn:  # the loop's writer never checkpoints
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        return fresh
+
+    def _insert_many(self, rows: list[tuple[str, str, dt.datetime]], cursor: Any) -> list[bool]:
+        """Insert the ids in the cursor's transaction; which of them were new. One multi-row
+        `INSERT ... ON CONFLICT DO NOTHING RETURNING` per chunk."""
         first: dict[tuple[str, str], int] = {}
         for index, (sender_id, message_id, _) in enumerate(rows):
             first.setdefault((sender_id, message_id), index)  # a repeat in the batch is a replay
         unique = [rows[index] for index in first.values()]
         inserted: set[tuple[str, str]] = set()
-        with raw_write(self.engine, urgent=True) as cursor:
-            for start in range(0, len(unique), _CHUNK):
-                chunk = unique[start : start + _CHUNK]
-                params: list[Any] = []
-                for sender_id, message_id, expires_at in chunk:
-                    params += (sender_id, message_id, self._time(expires_at))
-                cursor.execute(self._insert_sql(len(chunk)), tuple(params))
-                inserted.update((row[0], row[1]) for row in cursor.fetchall())
-            if prune_before is not None:
-                self._prune(cursor, prune_before)
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            params: list[Any] = []
+            for sender_id, message_id, expires_at in chunk:
+                params += (sender_id, message_id, self._time(expires_at))
+            cursor.execute(self._insert_sql(len(chunk)), tuple(params))
+            inserted.update((row[0], row[1]) for row in cursor.fetchall())
         return [
             first[(sender_id, message_id)] == index and (sender_id, message_id) in inserted
             for index, (sender_id, message_id, _) in enumerate(rows)

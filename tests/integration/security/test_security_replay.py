@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -93,3 +94,58 @@ def test_parse_message_ts():
     assert parse_message_ts("2026-11-23T15:30:00+05:30") == START
     assert parse_message_ts("2026-11-23T10:00:00.123456789Z") is not None
     assert parse_message_ts("not a time") is None
+
+
+@pytest.mark.anyio
+async def test_on_sqlite_ids_are_written_on_the_loop_without_a_thread_hop(
+    guard, database_url, monkeypatch
+):
+    """Only a pruning batch goes to a worker thread on SQLite (the first batch prunes);
+    every other batch is written on the event loop. PostgreSQL always uses the thread."""
+    import anyio.to_thread
+
+    hops = 0
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting(*args, **kwargs):
+        nonlocal hops
+        hops += 1
+        return await run_sync(*args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    for n in range(6):
+        await guard.accept("a", f"h{n}", _ts())
+    with pytest.raises(DuplicateMessageError):
+        await guard.accept("a", "h3", _ts())
+    assert _count(guard) == 6
+    assert hops == (1 if database_url.startswith("sqlite") else 7)
+
+
+@pytest.mark.anyio
+async def test_while_another_process_writes_ids_wait_in_a_thread_and_still_count(
+    guard, database_url
+):
+    """Another connection holds SQLite's write lock (another worker's transaction): the
+    loop does not wait for it; the batch goes to the waiting path and is written once the
+    other transaction commits. A replay of an id written that way is still refused."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock")
+    import sqlite3
+
+    await guard.accept("a", "first", _ts())  # the pruning batch, out of the way
+    other = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        pending = asyncio.ensure_future(guard.accept("a", "during", _ts()))
+        started = time.monotonic()
+        for _ in range(20):  # the loop keeps running while the batch waits
+            await asyncio.sleep(0.01)
+        assert time.monotonic() - started < 2.0  # not blocked behind the other writer
+        assert not pending.done()
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    await asyncio.wait_for(pending, 10)
+    with pytest.raises(DuplicateMessageError):
+        await guard.accept("a", "during", _ts())
+    assert _count(guard) == 2
