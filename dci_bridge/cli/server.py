@@ -86,6 +86,9 @@ def _run_server(settings: Settings) -> None:
         timeout_graceful_shutdown=settings.server.graceful_timeout_s,
         server_header=False,
         ws="none",  # no WebSocket routes: the websockets library is not even loaded (~2 MB)
+        # each response's head and body in one write (ops/http_protocol.py)
+        http="dci_bridge.ops.http_protocol:CoalescingHttpToolsProtocol",
+        proxy_headers=False,  # the bridge never reads the client's address or scheme
     )
 
 
