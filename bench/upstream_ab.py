@@ -27,8 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.sync_search import DATA, fetch_token, free_port, signed_bodies, wait_port  # noqa: E402
-from bench.upstream_search import brns, cpu_seconds, start_bridge, wrk  # noqa: E402
+from bench.sync_search import DATA, fetch_token, signed_bodies, wait_port  # noqa: E402
+from bench.upstream_search import (  # noqa: E402
+    brns,
+    cpu_seconds,
+    start_bridge,
+    start_simulator,
+    wrk,
+)
 
 
 @dataclass
@@ -60,13 +66,7 @@ def main() -> None:
     DATA.mkdir(parents=True, exist_ok=True)
     id_file = DATA / "upstream-brn.txt"
     id_file.write_text("\n".join(brns(5000, DEMO_SEED)) + "\n")
-    sim_port = free_port()
-    sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "dci_bridge", "simulator", "--port", str(sim_port)]  # noqa: RUF005
-        + ["--persons", "5000", "--daily-quota", str(10**9)],
-        stdout=subprocess.DEVNULL,
-    )
+    sim, sim_url = start_simulator(5000)
     sides: list[Side] = []
     try:
         for label, code in (("A", args.a.resolve()), ("B", args.b.resolve())):
@@ -84,7 +84,7 @@ def main() -> None:
             )
             proc, port, key, secret = start_bridge(tag, code, sim_url, True)
             sides.append(Side(label, proc, port, key, secret))
-        wait_port(sim_port, 300)
+        wait_port(int(sim_url.rsplit(":", 1)[1]), 300)
         for side in sides:
             wait_port(side.port, 120)
             side.token = fetch_token(side.port, side.secret)

@@ -20,7 +20,6 @@ import importlib.util
 import json
 import resource
 import statistics
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,8 +29,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.upstream_search import brns  # noqa: E402
-from tests.servers import free_port, stop_process, wait_until_serving  # noqa: E402
+from bench.upstream_search import brns, start_simulator  # noqa: E402
+from tests.servers import stop_process, wait_until_serving  # noqa: E402
 from tests.simulators import simulator_token  # noqa: E402
 
 Call = Callable[[], Awaitable[tuple[int, bytes]]]
@@ -181,13 +180,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=4000, help="calls per round and setting")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    port = free_port()
-    sim_url = f"http://127.0.0.1:{port}"
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "dci_bridge", "simulator", "--port", str(port)]  # noqa: RUF005
-        + ["--persons", "200", "--daily-quota", str(10**9)],
-        stdout=subprocess.DEVNULL,
-    )
+    sim, sim_url = start_simulator(200)
     try:
         wait_until_serving(f"{sim_url}/.well-known", sim, exited=lambda: "the simulator exited")
         url, body, headers = fetch_request(sim_url)

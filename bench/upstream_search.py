@@ -86,6 +86,18 @@ def wrk(url: str, seconds: int, connections: int, script: Path, env: dict[str, s
     return result
 
 
+def start_simulator(persons: int) -> tuple[subprocess.Popen[bytes], str]:
+    """The OpenCRVS simulator (v1.x, `persons` seeded) in its own process on a free
+    loopback port, its daily search quota out of reach; returns it and its URL."""
+    port = free_port()
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "dci_bridge", "simulator", "--port", str(port)]  # noqa: RUF005
+        + ["--persons", str(persons), "--daily-quota", str(10**9)],
+        stdout=subprocess.DEVNULL,
+    )
+    return sim, f"http://127.0.0.1:{port}"
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
@@ -185,13 +197,8 @@ def main() -> None:
     ids = brns(args.persons, DEMO_SEED)
     id_file = DATA / "upstream-brn.txt"
     id_file.write_text("\n".join(ids) + "\n")
-    sim_port = free_port()
-    sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "dci_bridge", "simulator", "--port", str(sim_port)]  # noqa: RUF005
-        + ["--persons", str(args.persons), "--daily-quota", str(10**9)],
-        stdout=subprocess.DEVNULL,
-    )
+    sim, sim_url = start_simulator(args.persons)
+    sim_port = int(sim_url.rsplit(":", 1)[1])
     codes = [("this", ROOT)] + ([("compare", args.compare.resolve())] if args.compare else [])
     bridges: list[Bridge] = []
     rows = []

@@ -36,11 +36,17 @@ def ok(body: bytes = b'{"ok":true}', extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
 
 
-class Server:
-    """A loopback HTTP/1.1 server answering each request with what `answer` returns."""
+Raw = Callable[["Server", asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+"""A connection handler of its own, for exchanges `Answer` cannot script."""
 
-    def __init__(self, answer: Answer) -> None:
+
+class Server:
+    """A loopback HTTP/1.1 server answering each request with what `answer` returns (or
+    handing each connection to `raw`)."""
+
+    def __init__(self, answer: Answer | None = None, raw: Raw | None = None) -> None:
         self.answer = answer
+        self.raw = raw
         self.connections = 0
         self.open_now = 0
         self.most_open = 0
@@ -62,6 +68,13 @@ class Server:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        if self.raw is not None:
+            try:
+                await self.raw(self, reader, writer)
+            finally:
+                writer.close()
+            return
+        assert self.answer is not None
         self.open_now += 1
         self.none_open.clear()
         self.most_open = max(self.most_open, self.open_now)
@@ -106,8 +119,13 @@ def answering(*answers: bytes | None) -> Answer:
 async def serve() -> AsyncIterator[Callable[..., Awaitable[Server]]]:
     servers: list[Server] = []
 
-    async def start(answer: Answer, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1"):
-        server = Server(answer)
+    async def start(
+        answer: Answer | None = None,
+        tls: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
+        raw: Raw | None = None,
+    ):
+        server = Server(answer, raw)
         await server.start(tls, host)
         servers.append(server)
         return server
@@ -290,26 +308,14 @@ async def test_a_chunked_answer_is_joined(serve, client):
 
 
 async def test_an_answer_ended_by_the_close_of_the_connection(serve, client):
-    async def close_delimited(head: bytes, body: bytes) -> bytes | None:
-        return None if server.requests[-1:] and len(server.requests) > 1 else b""
+    async def close_delimited(server: Server, reader, writer) -> None:  # type: ignore[no-untyped-def]
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+        await writer.drain()
 
-    raw = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"
-
-    class Closing(Server):
-        async def _handle(self, reader, writer):  # type: ignore[no-untyped-def]
-            self.connections += 1
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(raw)
-            await writer.drain()
-            writer.close()
-
-    server = Closing(close_delimited)
-    await server.start()
-    try:
-        assert await client.request("GET", f"{server.url}/x") == (200, b"until the end")
-        assert await client.request("GET", f"{server.url}/x") == (200, b"until the end")
-    finally:
-        await server.stop()
+    server = await serve(raw=close_delimited)
+    assert await client.request("GET", f"{server.url}/x") == (200, b"until the end")
+    assert await client.request("GET", f"{server.url}/x") == (200, b"until the end")
     assert server.connections == 2
 
 
@@ -335,24 +341,16 @@ async def test_error_statuses_are_answers_not_transport_errors(serve, client):
 # --- how an exchange can fail -----------------------------------------------------------------
 
 
-async def test_no_answer_in_time_is_a_timeout_and_the_connection_is_closed():
+async def test_no_answer_in_time_is_a_timeout_and_the_connection_is_closed(serve):
     closed_by_client = asyncio.Event()
 
-    class Silent(Server):
+    async def silent(server: Server, reader, writer) -> None:  # type: ignore[no-untyped-def]
         """Reads the request, never answers, and notes when the client hangs up."""
+        server.requests.append((await reader.readuntil(b"\r\n\r\n"), b""))
+        if await reader.read() == b"":
+            closed_by_client.set()
 
-        async def _handle(self, reader, writer):  # type: ignore[no-untyped-def]
-            self.connections += 1
-            self.requests.append((await reader.readuntil(b"\r\n\r\n"), b""))
-            if await reader.read() == b"":
-                closed_by_client.set()
-            writer.close()
-
-    async def unused(head: bytes, body: bytes) -> bytes:
-        raise AssertionError("not called")
-
-    server = Silent(unused)
-    await server.start()
+    server = await serve(raw=silent)
     http = UpstreamHttp(max_connections=1, timeout_s=0.2)
     try:
         started = time.monotonic()
@@ -362,7 +360,6 @@ async def test_no_answer_in_time_is_a_timeout_and_the_connection_is_closed():
         await asyncio.wait_for(closed_by_client.wait(), 2)
     finally:
         await http.aclose()
-        await server.stop()
     assert len(server.requests) == 1  # a timeout is never sent again
 
 
@@ -374,31 +371,23 @@ async def test_no_answer_in_time_is_a_timeout_and_the_connection_is_closed():
         b"HTTP/1.1 200 OK\r\nContent-Le",
     ],
 )
-async def test_an_answer_cut_short_is_an_error_never_a_shorter_body(truncated):
+async def test_an_answer_cut_short_is_an_error_never_a_shorter_body(serve, truncated):
     """The connection closes part-way through an answer whose length is known (or whose
     head is incomplete): the request failed; it is not sent again, even when idempotent,
     because the server had begun to answer it."""
 
-    class Cutting(Server):
-        async def _handle(self, reader, writer):  # type: ignore[no-untyped-def]
-            self.connections += 1
-            self.requests.append((await reader.readuntil(b"\r\n\r\n"), b""))
-            writer.write(truncated)
-            await writer.drain()
-            writer.close()
+    async def cutting(server: Server, reader, writer) -> None:  # type: ignore[no-untyped-def]
+        server.requests.append((await reader.readuntil(b"\r\n\r\n"), b""))
+        writer.write(truncated)
+        await writer.drain()
 
-    async def unused(head: bytes, body: bytes) -> bytes:
-        raise AssertionError("not called")
-
-    server = Cutting(unused)
-    await server.start()
+    server = await serve(raw=cutting)
     http = UpstreamHttp(max_connections=1, timeout_s=5)
     try:
         with pytest.raises(TransportError, match="closed before the answer"):
             await http.request("GET", f"{server.url}/x", idempotent=True)
     finally:
         await http.aclose()
-        await server.stop()
     assert len(server.requests) == 1
 
 
