@@ -38,7 +38,7 @@ import ssl
 import time
 from collections.abc import Mapping
 from typing import Final
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httptools
 
@@ -59,6 +59,7 @@ MAX_ANSWER_BYTES: Final = 64 * 1024 * 1024
 records well under 1 MB)."""
 
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
+_TARGET_SAFE: Final = "/?#[]@!$&'()*+,;=:%-._~"
 _METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 """Methods whose answers carry a body when they say so (not HEAD, not CONNECT)."""
 
@@ -352,7 +353,9 @@ class UpstreamHttp:
                 scheme, parts.hostname, port, self._limit, self._tls
             )
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        found = (origin, path.encode("ascii", "strict"))
+        # percent-encode what may not stand in a request line (spaces, controls, non-ASCII);
+        # what is encoded already, and the reserved characters, stay as they are
+        found = (origin, quote(path, safe=_TARGET_SAFE).encode("ascii"))
         if len(self._targets) < 64:
             self._targets[url] = found
         return found

@@ -173,6 +173,13 @@ async def test_a_get_with_params_has_an_encoded_query_and_no_body(serve, client)
     assert sent == b""
 
 
+async def test_a_path_is_percent_encoded_where_a_request_line_needs_it(serve, client):
+    server = await serve(answering(ok()))
+    await client.request("GET", f"{server.url}/a b/é%20c?q=x y")
+    head, _ = server.requests[0]
+    assert head.startswith(b"GET /a%20b/%C3%A9%20c?q=x%20y HTTP/1.1\r\n")
+
+
 async def test_a_plain_mapping_of_headers_is_sent_too(serve, client):
     server = await serve(answering(ok()))
     await client.request("POST", f"{server.url}/x", body=b"", headers={"X-Trace": "1"})
