@@ -168,7 +168,7 @@ def verify_envelope(
         raise SignatureMissingError("the message has no signature")
     if not isinstance(signature, str):
         raise SignatureError("signature must be a string")
-    scheme = detect_scheme(signature)
+    scheme = "jws" if parsed is not None else detect_scheme(signature)  # peek detected it
     if scheme_policy != "any" and scheme != scheme_policy:
         raise SignatureError(f"this sender must sign with the {scheme_policy} scheme")
     try:

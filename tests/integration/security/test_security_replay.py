@@ -122,16 +122,16 @@ async def test_on_sqlite_ids_are_written_on_the_loop_without_a_thread_hop(
 
 
 @pytest.mark.anyio
-async def test_while_another_process_writes_ids_wait_in_a_thread_and_still_count(
-    guard, database_url
-):
+async def test_while_another_process_writes_ids_wait_in_a_thread_and_still_count(tmp_path):
     """Another connection holds SQLite's write lock (another worker's transaction): the
     loop does not wait for it; the batch goes to the waiting path and is written once the
     other transaction commits. A replay of an id written that way is still refused."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite's write lock")
     import sqlite3
 
+    database_url = f"sqlite:///{tmp_path / 'replay.sqlite3'}"
+    migrate(database_url)
+    engine = create_sync_engine(database_url)
+    guard = ReplayGuard(engine, clock=FixedClock(START), window_s=300, prune_every_s=60)
     await guard.accept("a", "first", _ts())  # the pruning batch, out of the way
     other = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
     try:
@@ -149,3 +149,4 @@ async def test_while_another_process_writes_ids_wait_in_a_thread_and_still_count
     with pytest.raises(DuplicateMessageError):
         await guard.accept("a", "during", _ts())
     assert _count(guard) == 2
+    engine.dispose()
