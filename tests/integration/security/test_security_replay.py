@@ -109,7 +109,8 @@ async def test_on_sqlite_ids_are_written_on_the_loop_without_a_thread_hop(
 
     async def counting(*args, **kwargs):
         nonlocal hops
-        hops += 1
+        if args[0] == guard._record_many:  # not another test's leftover server thread
+            hops += 1
         return await run_sync(*args, **kwargs)
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
