@@ -209,10 +209,9 @@ class _Connection(asyncio.Protocol):
         )
 
     def send(self, data: bytes, waiter: asyncio.Future[tuple[int, bytes]]) -> None:
+        """Start an exchange (the answer's own state starts in `on_message_begin`)."""
         self.waiter = waiter
-        self.chunks = []
-        self.size = 0
-        self.answered = self.headers_done = self.delimited = False
+        self.answered = self.headers_done = False
         assert self.transport is not None
         self.transport.write(data)
 
@@ -264,9 +263,11 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self.waiter is None:  # a second answer in the same bytes: nobody asked for it
             raise _Unasked
+        self.chunks = []
+        self.size = 0
         self.status = 0
         self.length = None
-        self.chunked = False
+        self.chunked = self.headers_done = self.delimited = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
@@ -292,9 +293,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if 100 <= self.status < 200:  # an interim answer (100 Continue): the real one follows
-            self.headers_done = False
-            self.chunks = []
-            self.size = 0
+            self.headers_done = False  # a close now cuts the real answer short
             return
         waiter = self.waiter
         self.waiter = None

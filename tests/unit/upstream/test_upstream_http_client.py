@@ -376,6 +376,7 @@ async def test_no_answer_in_time_is_a_timeout_and_the_connection_is_closed(serve
         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
         b"HTTP/1.1 200 OK\r\nContent-Le",
+        b"HTTP/1.1 100 Continue\r\n\r\n",
     ],
 )
 async def test_an_answer_cut_short_is_an_error_never_a_shorter_body(serve, truncated):
