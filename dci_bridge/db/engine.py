@@ -223,19 +223,27 @@ def raw_write(engine: sa.Engine, *, urgent: bool = False) -> Iterator[Any]:
     with lock.held(first=urgent) if lock is not None else nullcontext():
         connection = engine.raw_connection()
         try:
-            cursor = connection.cursor()
-            try:
+            with _committed(connection) as cursor:
                 if lock is not None:  # SQLite: the driver runs without its own transactions
                     cursor.execute("BEGIN IMMEDIATE")
                 yield cursor
-                connection.commit()
-            except BaseException:
-                connection.rollback()
-                raise
-            finally:
-                cursor.close()
         finally:
             connection.close()  # back to the pool
+
+
+@contextmanager
+def _committed(connection: Any) -> Iterator[Any]:
+    """A cursor of a DBAPI connection: what it does is committed when the block ends,
+    rolled back (and the error raised) when it fails."""
+    cursor = connection.cursor()
+    try:
+        yield cursor
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        cursor.close()
 
 
 class ImmediateWriter:
@@ -287,16 +295,8 @@ class ImmediateWriter:
                 if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                     return None  # another process writes now
                 raise
-            cursor = driver.cursor()
-            try:
-                result = work(cursor)
-                driver.commit()
-            except BaseException:
-                driver.rollback()
-                raise
-            finally:
-                cursor.close()
-            return result
+            with _committed(driver) as cursor:
+                return work(cursor)
         finally:
             self._lock.release()
 
