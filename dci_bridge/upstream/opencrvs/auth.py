@@ -129,6 +129,8 @@ class TokenProvider:
         token = body.access_token or body.token
         if not token:
             raise UpstreamError("OpenCRVS auth answered without a token")
+        if not (token.isascii() and token.isprintable()):  # it goes into a request header
+            raise UpstreamError("OpenCRVS auth answered with a token that is not header text")
         expiry = token_expiry(token)
         self._token = token
         self._expires_at = expiry if expiry is not None else self._now() + 600

@@ -516,3 +516,34 @@ async def test_https_checks_the_server_certificate(serve, tmp_path):
             await default.request("GET", f"{server.url}/x")
     finally:
         await default.aclose()
+
+
+# --- the token that goes into every request's headers -----------------------------------------
+
+
+@pytest.mark.parametrize("token", ["abc\r\nX-Injected: 1", "abc\ndef", "tökén"])
+async def test_a_token_that_is_not_header_text_is_an_upstream_error(serve, token):
+    """OpenCRVS's auth answer becomes the Authorization header of every call: a token that
+    could not be sent as one is refused as OpenCRVS failing (503), not a crash."""
+    import msgspec
+
+    from dci_bridge.errors import UpstreamError
+    from dci_bridge.upstream.opencrvs.auth import TokenProvider
+
+    server = await serve(answering(ok(msgspec.json.encode({"token": token}))))
+    http = UpstreamHttp(max_connections=1, timeout_s=5)
+    tokens = TokenProvider(
+        http,
+        auth_url=server.url,
+        client_id="c",
+        client_secret="s",
+        legacy=True,
+        margin_s=30,
+        timeout_s=5,
+    )
+    try:
+        with pytest.raises(UpstreamError, match="not header text") as caught:
+            await tokens.get()
+    finally:
+        await http.aclose()
+    assert caught.value.http_status == 503
