@@ -96,7 +96,7 @@ def main() -> None:
 
         def run(side: Side, seconds: int, connections: int) -> float:
             bodies = signed_bodies(
-                side.key, id_file, seconds * 2000, f"{side.label}{time.time_ns()}"
+                side.key, id_file, seconds * 4000, f"{side.label}{time.time_ns()}"
             )
             before = cpu_seconds(side.proc.pid)
             result = wrk(

@@ -9,7 +9,12 @@ Signed: token + Ed25519-signed requests and the bench BRN policy; unsigned: secu
 policies off. A search answered 503 (an idle upstream connection closed while valgrind was
 slow) is retried with a fresh message and reported. Takes ~5 min. Needs valgrind.
 
-    python bench/upstream_instructions.py CODE {signed,unsigned} [N]
+`LATENCY_MS` sets the simulator's answer latency (default 0). The same count at 0 and 5 ms
+shows that a search does no more work when its upstream is slow: a higher CPU time per
+search at 1 connection and 5 ms (bench/upstream_search.py) is then the machine's cost of
+waking from idleness, not the bridge's.
+
+    python bench/upstream_instructions.py CODE {signed,unsigned} [N] [LATENCY_MS]
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ WARM_UP = 60
 def main() -> None:
     code, mode = Path(sys.argv[1]).resolve(), sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 100
+    latency_ms = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     signed = mode == "signed"
     from dci_bridge.cli._common import DEMO_SEED
 
@@ -86,6 +92,7 @@ def main() -> None:
     try:
         wait_port(sim_port, 300)
         wait_port(port, 600)
+        httpx.post(f"{sim_url}/_sim/faults", json={"latency_ms": latency_ms}).raise_for_status()
         url = f"http://127.0.0.1:{port}/registry/sync/search"
         headers = {"Content-Type": "application/json"}
         count = 3 * (n + WARM_UP)
@@ -143,6 +150,7 @@ def main() -> None:
                 "code": str(code),
                 "mode": mode,
                 "searches": n,
+                "simulator_latency_ms": latency_ms,
                 "instructions_per_search": round(total / n),
                 "retried_503_while_measuring": retried - warm_retries,
                 "callgrind_file": str(result),
