@@ -91,6 +91,10 @@ def _query(name: str, schema: dict[str, Any], *, required: bool = False) -> dict
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
 
+_OPENCRVS_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
 _BEARER_REFUSED = {
     "401": _error("No valid bearer token"),
     "403": _error("The token lacks the `registry.admin` scope"),
@@ -214,10 +218,7 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
                 "schema": {"type": "string"},
             }
         ],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        },
+        "requestBody": _OPENCRVS_BODY,
         "responses": {
             "200": {**_RECEIPT, "description": "A delivery received before"},
             "202": _RECEIPT,
@@ -227,10 +228,7 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
         },
     },
     "opencrvs_v2_hook": {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        },
+        "requestBody": _OPENCRVS_BODY,
         "responses": {
             "200": {**_RECEIPT, "description": "Received before, or an action that is ignored"},
             "202": _RECEIPT,
