@@ -21,9 +21,11 @@ checks are left out on purpose:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -85,3 +87,15 @@ def test_every_answer_keeps_the_documented_contract(
         checks=CHECKS,
         timeout=30,
     )
+
+
+def test_options_names_every_method_of_a_path(contract_bridge: str) -> None:
+    """`OPTIONS` on each documented path answers `Allow` with exactly its methods."""
+    paths = json.loads(SPEC.read_text())["paths"]
+    for path, item in paths.items():
+        methods = {m.upper() for m in item if m in {"get", "post", "put", "patch", "delete"}}
+        concrete = path.replace("{job_id}", "j-1").replace("{event_type}", "birth")
+        answer = httpx.options(contract_bridge + concrete.replace("{action}", "REGISTER"))
+        assert answer.status_code == 204, (path, answer.status_code)
+        allowed = {m.strip() for m in answer.headers["allow"].split(",")}
+        assert allowed == methods | {"OPTIONS"}, path

@@ -17,7 +17,8 @@ import hmac
 from typing import Any
 
 import anyio.to_thread
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get, post, route
+from litestar.enums import HttpMethod
 from litestar.params import FromPath
 
 from dci_bridge.api.state import BridgeState
@@ -46,6 +47,14 @@ def _ingest_state(request: Request[Any, Any, Any]) -> BridgeState:
 class OpencrvsWebhookController(Controller):
     path = "/opencrvs/webhooks"
     tags = ["OpenCRVS"]  # noqa: RUF012  (Litestar declares it as an instance attribute)
+
+    # Litestar registers a controller's handlers one at a time, ordered by their qualified
+    # names, and the OPTIONS answer it adds to a path by itself names only the methods
+    # registered before it (here GET alone). This handler's name sorts first, so Litestar
+    # adds none (tests/e2e/test_e2e_openapi_contract.py checks `Allow` on every path).
+    @route("/", http_method=[HttpMethod.OPTIONS], include_in_schema=False)
+    async def allow(self) -> Response[None]:
+        return Response(None, status_code=204, headers={"Allow": "GET, OPTIONS, POST"})
 
     @get(
         "/",
