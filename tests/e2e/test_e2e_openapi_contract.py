@@ -7,11 +7,12 @@ answer must:
 - carry a status the document lists for that operation;
 - have the documented content type, headers and body schema (errors included).
 
-The bridge runs with message security and disclosure policies off, so that generated DCI
-bodies reach the search, subscription and status code instead of stopping at the
-signature check. Its OpenCRVS receivers are configured (a v2 hook token the requests
-carry, a webhook secret they cannot match), so that they answer as in production. Two
-checks are left out on purpose:
+Two bridges take the requests. One runs with message security and disclosure policies off,
+so that generated DCI bodies reach the search, subscription and status code instead of
+stopping at the signature check. The other runs as shipped (tokens, signatures, policies),
+so that every refusal of the security layer is held to the document too. Their OpenCRVS
+receivers are configured (a v2 hook token the requests carry, a webhook secret they cannot
+match), so that they answer as in production. Two checks are left out on purpose:
 - "schema-valid request accepted": the bridge refuses some schema-valid messages by rules
   a schema cannot state (`total_count` must equal the number of items; a message needs at
   least one item), each with a documented 400;
@@ -54,21 +55,22 @@ CHECKS = [
 schema = schemathesis.openapi.from_path(SPEC)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["security-off", "as-shipped"])
 def contract_bridge(
-    seeded_sqlite_url: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    seeded_sqlite_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
-    settings = Settings.from_env(
-        {
-            "DCI_BRIDGE_DATABASE__URL": seeded_sqlite_url,
-            "DCI_BRIDGE_DATA_DIR": str(tmp_path_factory.mktemp("contract")),
-            "DCI_BRIDGE_SECURITY__ENABLED": "false",
-            "DCI_BRIDGE_POLICY__ENFORCE": "false",
-            "DCI_BRIDGE_OPENCRVS_WEBHOOK__SHA_SECRET": "contract-test-sha-secret",
-            "DCI_BRIDGE_OPENCRVS_WEBHOOK__V2_TOKEN": V2_TOKEN,
-        }
-    )
-    with serve_asgi(create_app(settings)) as url:
+    env = {
+        "DCI_BRIDGE_DATABASE__URL": seeded_sqlite_url,
+        "DCI_BRIDGE_DATA_DIR": str(tmp_path_factory.mktemp("contract")),
+        "DCI_BRIDGE_OPENCRVS_WEBHOOK__SHA_SECRET": "contract-test-sha-secret",
+        "DCI_BRIDGE_OPENCRVS_WEBHOOK__V2_TOKEN": V2_TOKEN,
+    }
+    if request.param == "security-off":
+        env["DCI_BRIDGE_SECURITY__ENABLED"] = "false"
+        env["DCI_BRIDGE_POLICY__ENFORCE"] = "false"
+    with serve_asgi(create_app(Settings.from_env(env))) as url:
         yield url
 
 
