@@ -79,12 +79,12 @@ _RECEIPT = {
 }
 
 
-def _error(description: str, ref: dict[str, str] = _ERROR_REF) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": ref}}}
-
-
 def _json_answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str, ref: dict[str, str] = _ERROR_REF) -> dict[str, Any]:
+    return _json_answer(description, ref)
 
 
 def _query(name: str, schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
