@@ -239,6 +239,89 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
     },
 }
 """What Litestar cannot see of the routes that are not DCI messages, by operationId."""
+_TS = "2026-11-23T10:00:00Z"
+_SENDER = "spp.example.org"
+
+
+def _envelope(action: str, total: int, message: dict[str, Any]) -> dict[str, Any]:
+    header = {
+        "version": "1.0.0",
+        "message_id": f"example-{action}-1",
+        "message_ts": _TS,
+        "action": action,
+        "sender_id": _SENDER,
+        "total_count": total,
+        # where an async answer goes (under a callback prefix registered for the sender);
+        # a sync search answers in the exchange and ignores it
+        "sender_uri": f"https://{_SENDER}/registry/on-{action}",
+    }
+    return {"header": header, "message": message}
+
+
+_EXAMPLES: dict[str, dict[str, Any]] = {
+    "search.request": _envelope(
+        "search",
+        1,
+        {
+            "transaction_id": "example-txn-1",
+            "search_request": [
+                {
+                    "reference_id": "example-ref-1",
+                    "timestamp": _TS,
+                    "search_criteria": {
+                        "reg_type": "ns:org:RegistryType:Civil",
+                        "query_type": "idtype-value",
+                        "query": {"type": "BRN", "value": "2019BQZTRLX"},
+                    },
+                }
+            ],
+        },
+    ),
+    "txn-status.request": _envelope(
+        "txn-status",
+        1,
+        {
+            "transaction_id": "example-txn-2",
+            "txnstatus_request": {
+                "reference_id": "example-ref-2",
+                "txn_type": "search",
+                "attribute_type": "transaction_id",
+                "attribute_value": "example-txn-1",
+            },
+        },
+    ),
+    "subscribe.request": _envelope(
+        "subscribe",
+        1,
+        {
+            "transaction_id": "example-txn-3",
+            "subscribe_request": [
+                {
+                    "reference_id": "example-ref-3",
+                    "timestamp": _TS,
+                    "subscribe_criteria": {
+                        "reg_type": "ns:org:RegistryType:Civil",
+                        "reg_event_type": "spdci-common:RegistryEventType:Death",
+                        "filter_type": "predicate",
+                        "filter": [],
+                        "notify_record_type": "spdci-extensions-dci:Person",
+                    },
+                }
+            ],
+        },
+    ),
+    "unsubscribe.request": _envelope(
+        "unsubscribe",
+        1,
+        {
+            "transaction_id": "example-txn-4",
+            "timestamp": _TS,
+            "subscription_codes": ["example-subscription-code"],
+        },
+    ),
+}
+"""One request body per DCI message, as an unsigned example (a deployment with message
+security on wants it signed: `dci-bridge sign-request`)."""
 _GENERIC_ERRORS = {
     "4XX": _error("Error (`errors`: code and message)"),
     "5XX": _error("The service could not answer (`errors`: code and message)"),
@@ -299,12 +382,9 @@ def build_openapi(app: Litestar) -> dict[str, Any]:
                 operation["responses"] = {**described.get("responses", {}), **_GENERIC_ERRORS}
                 continue
             request_name, response_name = names
-            operation["requestBody"] = {
-                "required": True,
-                "content": _json_content(
-                    _component(components, request_name, schemas[request_name])
-                ),
-            }
+            content = _json_content(_component(components, request_name, schemas[request_name]))
+            content["application/json"]["example"] = _EXAMPLES[request_name]
+            operation["requestBody"] = {"required": True, "content": content}
             operation["responses"] = {
                 "200": {
                     "description": "The DCI answer",

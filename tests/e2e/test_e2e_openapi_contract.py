@@ -66,6 +66,9 @@ def contract_bridge(
         "DCI_BRIDGE_DATA_DIR": str(tmp_path_factory.mktemp("contract")),
         "DCI_BRIDGE_OPENCRVS_WEBHOOK__SHA_SECRET": "contract-test-sha-secret",
         "DCI_BRIDGE_OPENCRVS_WEBHOOK__V2_TOKEN": V2_TOKEN,
+        # the document's examples call back to spp.example.org: accepted, never sent
+        "DCI_BRIDGE_DELIVERY__CALLBACK_PREFIXES": "https://spp.example.org/registry/",
+        "DCI_BRIDGE_DELIVERY__WORKER": "false",
     }
     if request.param == "security-off":
         env["DCI_BRIDGE_SECURITY__ENABLED"] = "false"
