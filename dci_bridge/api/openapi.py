@@ -18,12 +18,24 @@ from typing import Any
 from litestar import Litestar
 
 from dci_bridge.crypto.tokens import SCOPES
+from dci_bridge.delivery.outbox import STATES
 from dci_bridge.protocol.jsonschema import export_schemas
 from dci_bridge.upstream.webhook import SIGNATURE_HEADER, TOPICS
 
 _ERROR_SCHEMA = "http_error"
-_ERROR_REF = {"$ref": f"#/components/schemas/{_ERROR_SCHEMA}"}
-_OAUTH_ERROR_REF = {"$ref": "#/components/schemas/oauth_error"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    """A reference to the component schema `name`."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+_ERROR_REF = _ref(_ERROR_SCHEMA)
+_OAUTH_ERROR_REF = _ref("oauth_error")
 _OAUTH_ERROR = {
     "title": "oauth_error",
     "description": "An error of the token endpoint (RFC 6749 section 5.2).",
@@ -48,7 +60,7 @@ _JOB = {
     "properties": {
         "job_id": {"type": "string"},
         "kind": {"type": "string"},
-        "state": {"type": "string", "enum": ["pending", "done", "dead"]},
+        "state": {"type": "string", "enum": list(STATES)},
         "sender_id": {"type": ["string", "null"]},
         "message_id": {"type": ["string", "null"]},
         "correlation_id": {"type": ["string", "null"]},
@@ -80,7 +92,7 @@ _RECEIPT = {
 
 
 def _json_answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+    return {"description": description, "content": _json_content(schema)}
 
 
 def _error(description: str, ref: dict[str, str] = _ERROR_REF) -> dict[str, Any]:
@@ -120,7 +132,7 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
     },
     "jwks": {
         "responses": {
-            "200": _json_answer("The bridge's public keys", {"$ref": "#/components/schemas/jwks"}),
+            "200": _json_answer("The bridge's public keys", _ref("jwks")),
         }
     },
     "oauth2_client_token": {
@@ -145,16 +157,14 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
             },
         },
         "responses": {
-            "200": _json_answer(
-                "A bearer token", {"$ref": "#/components/schemas/authz.token_response"}
-            ),
+            "200": _json_answer("A bearer token", _ref("authz.token_response")),
             "400": _error("Not a valid client-credentials request", _OAUTH_ERROR_REF),
             "401": _error("Client authentication failed", _OAUTH_ERROR_REF),
         },
     },
     "admin_list_deliveries": {
         "parameters": [
-            _query("state", {"type": "string", "enum": ["pending", "done", "dead"]}),
+            _query("state", {"type": "string", "enum": list(STATES)}),
             _query("kind", {"type": "string"}),
             _query("sender_id", {"type": "string"}),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}),
@@ -347,11 +357,7 @@ def _component(components: dict[str, Any], name: str, schema: dict[str, Any]) ->
         components.setdefault(def_name, _rewrite_refs(definition))
     body = {k: v for k, v in schema.items() if k not in {"$defs", "$schema"}}
     components[name] = _rewrite_refs(body)
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json_content(ref: dict[str, str]) -> dict[str, Any]:
-    return {"application/json": {"schema": ref}}
+    return _ref(name)
 
 
 def build_openapi(app: Litestar) -> dict[str, Any]:
@@ -359,7 +365,7 @@ def build_openapi(app: Litestar) -> dict[str, Any]:
     document: dict[str, Any] = app.openapi_schema.to_schema()
     schemas = export_schemas()
     components: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
-    error_ref = _component(components, _ERROR_SCHEMA, schemas[_ERROR_SCHEMA])
+    _component(components, _ERROR_SCHEMA, schemas[_ERROR_SCHEMA])
     by_operation: dict[str, tuple[str, str]] = {}
     for route in app.routes:
         for handler in getattr(route, "route_handlers", ()):
@@ -392,8 +398,8 @@ def build_openapi(app: Litestar) -> dict[str, Any]:
                         _component(components, response_name, schemas[response_name])
                     ),
                 },
-                "4XX": {"description": "DCI error", "content": _json_content(error_ref)},
-                "5XX": {"description": "DCI error", "content": _json_content(error_ref)},
+                "4XX": _error("DCI error"),
+                "5XX": _error("DCI error"),
             }
     document["components"]["schemas"] = dict(sorted(components.items()))
     return document

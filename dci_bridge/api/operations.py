@@ -42,14 +42,14 @@ async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 def _count_outbox(engine: sa.Engine) -> None:
-    from dci_bridge.delivery.outbox import count_by_state
+    from dci_bridge.delivery.outbox import STATES, count_by_state
 
     try:
         with engine.connect() as conn:
             counts = count_by_state(conn)
     except sa.exc.SQLAlchemyError:
         return  # the database check of /ready reports this; metrics stay available
-    for state in ("pending", "done", "dead", *counts):
+    for state in (*STATES, *counts):
         metrics.set_outbox_depth(state, counts.get(state, 0))
 
 

@@ -44,7 +44,7 @@ def deliveries() -> None:
 
 
 @deliveries.command("list")
-@click.option("--state", type=click.Choice(["pending", "done", "dead"]), help="Only this state.")
+@click.option("--state", type=click.Choice(outbox.STATES), help="Only this state.")
 @click.option("--kind", help="Only this kind (on-search, txn-on-status, notify, search ...).")
 @click.option("--sender", "sender_id", help="Only callbacks to this sender.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
@@ -65,7 +65,7 @@ def list_command(
     if as_json:
         click.echo(json.dumps({"counts": counts, "jobs": [job_view(j) for j in jobs]}, indent=2))
         return
-    click.echo("  ".join(f"{name}: {counts.get(name, 0)}" for name in ("pending", "done", "dead")))
+    click.echo("  ".join(f"{name}: {counts.get(name, 0)}" for name in outbox.STATES))
     for job in jobs:
         status = job.last_status if job.last_status is not None else "-"
         click.echo(

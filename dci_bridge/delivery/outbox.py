@@ -16,7 +16,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 import sqlalchemy as sa
 
@@ -50,6 +50,8 @@ PENDING: Final = "pending"
 DONE: Final = "done"
 DEAD: Final = "dead"
 State = Literal["pending", "done", "dead"]
+STATES: Final[tuple[State, ...]] = get_args(State)
+"""Every state a job can be in, in its order of life."""
 Outcome = Literal["done", "retry", "gone", "dead"]
 """Of one attempt: delivered; failed, try again; 410 Gone (endpoint disabled); give up."""
 

@@ -20,8 +20,6 @@ from dci_bridge.delivery.views import detail_view, job_view
 from dci_bridge.errors import NotFoundError, RequestError
 from dci_bridge.protocol.codec import encode
 
-_STATES = ("pending", "done", "dead")
-
 
 def _authorize(request: Request[Any, Any, Any]) -> BridgeState:
     state: BridgeState = request.app.state.bridge
@@ -45,8 +43,8 @@ class AdminController(Controller):
         bridge = _authorize(request)
         query = request.query_params
         state, kind, sender_id = query.get("state"), query.get("kind"), query.get("sender_id")
-        if state is not None and state not in _STATES:
-            raise RequestError(f"state must be one of {', '.join(_STATES)}", path="state")
+        if state is not None and state not in outbox.STATES:
+            raise RequestError(f"state must be one of {', '.join(outbox.STATES)}", path="state")
         try:
             limit = int(query.get("limit", "50"))
         except ValueError:
